@@ -1,0 +1,47 @@
+# Quick start: `make run` (set up, execute every notebook, export HTML), `make test`.
+# The pinned stack (numpy 2.4, Keras 3.15) needs Python >= 3.11: take the first one found.
+PYTHON ?= $(or $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done),python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+# The stamp is keyed on the dependency spec: editing pyproject.toml reinstalls.
+SPEC_HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(SPEC_HASH)
+PUBLISHED_CHECKPOINTS := ctc-chroma==2.1
+
+.PHONY: setup run notebooks test lab data train bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python >= 3.11 is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=/path/to/python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	@# The authors' checkpoints; their 2020 dependency pins do not fit, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps $(PUBLISHED_CHECKPOINTS)
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: setup
+	$(PY) tools/run_notebooks.py --out build
+
+notebooks: setup
+	$(PY) tools/run_notebooks.py --in-place
+
+test: setup
+	@$(PY) -m pytest tests $$(ls notebooks/*.ipynb >/dev/null 2>&1 && echo --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg); \
+	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks
+
+data: setup
+	$(PY) -m ctc_chroma_lib.dataset_generation --out data/MTD-teaching
+
+bench: setup
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+clean:
+	rm -rf build .pytest_cache

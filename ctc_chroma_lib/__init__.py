@@ -1,0 +1,14 @@
+"""ctc_chroma_lib: learned CTC chroma features for cross-modal theme retrieval.
+
+The thin library behind the teaching notebooks in ``notebooks/``. It follows
+Zalkow & Müller, "Using Weakly Aligned Score-Audio Pairs to Train Deep Chroma
+Models for Cross-Modal Music Retrieval", ISMIR 2020. Every public function names the
+notebook that explains it.
+"""
+from .constants import ALPHABET, BLANK_INDEX, CHROMA_NAMES, FEATURE_RATE, HCQT, HCQTParams
+from .errors import CTCChromaError
+
+__version__ = '0.1.0'
+
+__all__ = ['ALPHABET', 'BLANK_INDEX', 'CHROMA_NAMES', 'FEATURE_RATE', 'HCQT', 'HCQTParams',
+           'CTCChromaError', '__version__']

@@ -1,0 +1,47 @@
+"""The ``ctc-chroma`` command line.
+
+Each subcommand lives in ``ctc_chroma_lib/commands/<name>.py`` and provides
+``add_parser(subparsers)`` (which sets ``func`` on its parser). Errors on bad input are
+:class:`CTCChromaError`: printed as one line on stderr, exit code 2, no traceback.
+"""
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import CTCChromaError
+
+COMMANDS = ()
+"""Names of the modules in ``ctc_chroma_lib.commands``, in the order shown in ``--help``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='ctc-chroma',
+        description='Learned CTC chroma features and cross-modal theme retrieval '
+                    '(Zalkow & Müller, ISMIR 2020).')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
+    for name in COMMANDS:
+        importlib.import_module(f'ctc_chroma_lib.commands.{name}').add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, 'func', None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except CTCChromaError as e:
+        print(f'ctc-chroma {args.command}: error: {e}', file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f'ctc-chroma {args.command}: interrupted', file=sys.stderr)
+        return 130
+
+
+if __name__ == '__main__':
+    sys.exit(main())

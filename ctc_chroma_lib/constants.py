@@ -1,0 +1,56 @@
+"""The one source of truth for every constant of the method.
+
+Notebook: 02_HCQT.ipynb (HCQT parameters), 03_CTC.ipynb (alphabet)
+
+The original ``ctc_chroma`` code returned its parameters from a function; here they
+live in one frozen dataclass that every module reads.
+"""
+from dataclasses import dataclass
+
+FEATURE_RATE = 25.0
+"""Feature rate of every chroma and HCQT representation in this project (Hz)."""
+
+CHROMA_NAMES = ('C', 'C#', 'D', 'D#', 'E', 'F', 'F#', 'G', 'G#', 'A', 'A#', 'B')
+"""Names of the 12 chroma classes, index = pitch class (MIDI pitch mod 12)."""
+
+BLANK_INDEX = 12
+"""Index of the CTC blank symbol: the alphabet is the 12 chroma classes, then blank."""
+
+ALPHABET = CHROMA_NAMES + ('blank',)
+"""The 13 output classes of the CTC chroma model (blank last)."""
+
+NUM_CLASSES = len(ALPHABET)
+
+
+@dataclass(frozen=True)
+class HCQTParams:
+    """Parameters of the harmonic constant-Q transform (deep-salience recipe).
+
+    Notebook: 02_HCQT.ipynb
+    """
+
+    sr: int = 22050
+    hop_length: int = 256
+    fmin: float = 32.7
+    bins_per_octave: int = 36
+    n_octaves: int = 6
+    harmonics: tuple = (0.5, 1, 2, 3, 4, 5)
+    feature_rate: float = FEATURE_RATE
+
+    @property
+    def n_bins(self) -> int:
+        """Number of CQT bins per harmonic (216)."""
+        return self.bins_per_octave * self.n_octaves
+
+    @property
+    def n_harmonics(self) -> int:
+        return len(self.harmonics)
+
+
+HCQT = HCQTParams()
+"""Default HCQT parameters used throughout the project."""
+
+
+def log_compress_db(db):
+    """Map decibels (``ref=max``, floored at -80 dB) to [0, 1]: ``dB / 80 + 1``."""
+    return db / 80.0 + 1.0
