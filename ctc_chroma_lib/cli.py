@@ -6,13 +6,21 @@ Each subcommand lives in ``ctc_chroma_lib/commands/<name>.py`` and provides
 """
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from . import __version__
 from .errors import CTCChromaError
 
-COMMANDS = ()
-"""Names of the modules in ``ctc_chroma_lib.commands``, in the order shown in ``--help``."""
+COMMAND_ORDER = ('chroma', 'train', 'evaluate', 'index', 'query')
+"""Order of the subcommands in ``--help``; modules not listed here follow alphabetically."""
+
+
+def command_names():
+    """Names of the modules in ``ctc_chroma_lib.commands``, in the order shown in ``--help``."""
+    from . import commands
+    found = {m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith('_')}
+    return [n for n in COMMAND_ORDER if n in found] + sorted(found - set(COMMAND_ORDER))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                     '(Zalkow & Müller, ISMIR 2020).')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     subparsers = parser.add_subparsers(dest='command', metavar='COMMAND')
-    for name in COMMANDS:
+    for name in command_names():
         importlib.import_module(f'ctc_chroma_lib.commands.{name}').add_parser(subparsers)
     return parser
 

@@ -1,0 +1,107 @@
+"""Standard (not learned) chroma features at 25 Hz: CQT chroma and CENS.
+
+Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+Both are computed at the HCQT hop size (256 samples at 22050 Hz) and aggregated to the
+HCQT's 25 Hz frame grid (``features.frame_grid``), so that for the same signal they have
+exactly as many frames as the HCQT and the learned chroma: feature types are
+interchangeable in retrieval.
+"""
+import warnings
+
+import librosa
+import numpy as np
+
+from .constants import HCQT
+from .features import frame_grid, prepare_signal
+
+CENS_SMOOTHING_FRAMES = 41
+"""Hann smoothing window of CENS in hop frames (41 × 256 / 22050 Hz ≈ 0.48 s)."""
+
+_NORM_THRESHOLD = 1e-10  # frames with a smaller L2 norm count as silent
+
+
+def normalize_columns(chroma):
+    """Scale every column to unit L2 norm; silent columns become the uniform unit vector.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        chroma (np.ndarray): Chroma features, shape (12, T)
+
+    Returns:
+        normalized (np.ndarray): Shape (12, T), float32, every column of norm 1
+    """
+    chroma = np.asarray(chroma, dtype=np.float64)
+    norms = np.linalg.norm(chroma, axis=0)
+    silent = norms < _NORM_THRESHOLD
+    normalized = chroma / np.where(silent, 1.0, norms)
+    normalized[:, silent] = 1.0 / np.sqrt(chroma.shape[0])
+    return normalized.astype(np.float32)
+
+
+def _to_feature_rate(chroma_hop, n_samples):
+    """Average hop-rate chroma over the HCQT's 25 Hz frames and normalize the columns."""
+    # the HCQT has 1 + n_samples // hop frames at the hop size; match it exactly
+    n_frames = 1 + n_samples // HCQT.hop_length
+    chroma_hop = librosa.util.fix_length(chroma_hop, size=n_frames, axis=-1, mode='edge')
+    bounds, times = frame_grid(n_frames, HCQT)
+    summed = np.add.reduceat(chroma_hop, bounds[:-1], axis=-1)
+    return normalize_columns(summed / np.diff(bounds)), times
+
+
+def chroma_cqt(y, sr=HCQT.sr):
+    """CQT-based chroma (``librosa.feature.chroma_cqt``) at 25 Hz with unit-norm columns.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        y (np.ndarray): Audio signal, shape (N,) or multi-channel (C, N)
+        sr (int): Sampling rate of ``y`` in Hz (default: 22050); resampled if different
+
+    Returns:
+        chroma (np.ndarray): Shape (12, T), float32, unit L2 norm per column (silent
+            frames: 1/sqrt(12) everywhere)
+        times (np.ndarray): Frame times in seconds, shape (T,), float32 (25 Hz, same
+            grid as ``features.hcqt``)
+
+    Raises:
+        CTCChromaError: The signal is shorter than one 25 Hz frame or not finite.
+    """
+    y = prepare_signal(y, sr, HCQT.sr)
+    with warnings.catch_warnings():
+        # tuning estimation on silence and short signals warn without harm
+        warnings.simplefilter('ignore', UserWarning)
+        chroma_hop = librosa.feature.chroma_cqt(y=y, sr=HCQT.sr, hop_length=HCQT.hop_length,
+                                                bins_per_octave=HCQT.bins_per_octave)
+    return _to_feature_rate(chroma_hop, len(y))
+
+
+def chroma_cens(y, sr=HCQT.sr):
+    """Chroma Energy Normalized Statistics (CENS) at 25 Hz with unit-norm columns.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    CQT chroma at the hop size, L1-normalized, quantized logarithmically, smoothed with a
+    Hann window of ``CENS_SMOOTHING_FRAMES`` frames (``librosa.feature.chroma_cens``), then
+    downsampled to 25 Hz by averaging over each feature frame.
+
+    Args:
+        y (np.ndarray): Audio signal, shape (N,) or multi-channel (C, N)
+        sr (int): Sampling rate of ``y`` in Hz (default: 22050); resampled if different
+
+    Returns:
+        chroma (np.ndarray): Shape (12, T), float32, unit L2 norm per column (silent
+            frames: 1/sqrt(12) everywhere)
+        times (np.ndarray): Frame times in seconds, shape (T,), float32 (25 Hz)
+
+    Raises:
+        CTCChromaError: The signal is shorter than one 25 Hz frame or not finite.
+    """
+    y = prepare_signal(y, sr, HCQT.sr)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', UserWarning)
+        cens_hop = librosa.feature.chroma_cens(y=y, sr=HCQT.sr, hop_length=HCQT.hop_length,
+                                               bins_per_octave=HCQT.bins_per_octave,
+                                               win_len_smooth=CENS_SMOOTHING_FRAMES)
+    return _to_feature_rate(cens_hop, len(y))
