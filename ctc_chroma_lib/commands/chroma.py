@@ -1,0 +1,104 @@
+"""``ctc-chroma chroma``: chroma features of audio files, one ``.npz`` per file.
+
+Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+Each ``DIR/<stem>.npz`` holds ``chroma`` (12 x T float32, unit-norm columns),
+``times`` (T,) and, for learned models, ``probs`` (13 x T, blank last). Every input and
+the model are checked before the first file is written.
+"""
+from pathlib import Path
+
+from ..errors import CTCChromaError
+
+MODEL_ALIASES = {'ctc': 'teaching', 'strong': 'teaching-strong', 'linear': 'teaching-linear'}
+"""Chroma kinds accepted as model names too."""
+
+
+def add_parser(subparsers):
+    """Register the ``chroma`` subcommand.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        subparsers (argparse._SubParsersAction): Subparsers of the ``ctc-chroma`` parser
+
+    Returns:
+        parser (argparse.ArgumentParser): The subcommand's parser
+    """
+    parser = subparsers.add_parser(
+        'chroma', help='compute learned (or standard) chroma features of audio files',
+        description='Compute chroma features (25 Hz) of audio files; writes DIR/<stem>.npz '
+                    'with chroma (12 x T), probs (13 x T, blank last; learned models only), times (T).')
+    parser.add_argument('audio', nargs='+', metavar='AUDIO', help='audio files')
+    parser.add_argument('--model', default='teaching',
+                        help="model: teaching (default), teaching-strong, teaching-linear, "
+                             "published:<ID>, or a .weights.h5 file")
+    parser.add_argument('--features', choices=('cqt', 'cens'),
+                        help='standard chroma baseline instead of a learned model (no probs)')
+    parser.add_argument('--out', required=True, metavar='DIR', help='output folder')
+    parser.add_argument('--no-cache', action='store_true', help='do not read or write caches')
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _check_model(spec):
+    """Fail early (before TensorFlow starts) on unknown IDs and missing weights."""
+    from ..model import SHIPPED_WEIGHTS
+    if spec.startswith('published:'):
+        from ..published import checkpoint_prefix
+        checkpoint_prefix(spec[len('published:'):])
+    elif spec in SHIPPED_WEIGHTS:
+        if not SHIPPED_WEIGHTS[spec].is_file():
+            raise CTCChromaError(f'shipped weights for model {spec!r} are missing '
+                                 f'({SHIPPED_WEIGHTS[spec]}); run `make train` to create them')
+    elif not Path(spec).is_file():
+        raise CTCChromaError(f'weights file not found: {spec}')
+
+
+def run(args):
+    """Compute and write the chroma of every input file.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        args (argparse.Namespace): Parsed arguments (audio, model, features, out, no_cache)
+
+    Returns:
+        status (int): 0 on success
+    """
+    import numpy as np
+    from tqdm import tqdm
+
+    from .. import chroma as chroma_lib
+    from ..fileio import atomic_path
+
+    paths = [Path(p) for p in args.audio]
+    stems = {}
+    for path in paths:
+        chroma_lib.check_audio_file(path)
+        if path.stem in stems and stems[path.stem] != path.resolve():
+            raise CTCChromaError(f'two inputs would write {path.stem}.npz: {stems[path.stem]} and {path}')
+        stems[path.stem] = path.resolve()
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CTCChromaError(f'output path exists and is not a folder: {out_dir}')
+
+    spec = None
+    if not args.features:
+        spec = MODEL_ALIASES.get(args.model, args.model)
+        _check_model(spec)
+        from ..model import load_model
+        model = load_model(spec)
+
+    for path in tqdm(list(dict.fromkeys(paths)), desc='chroma', unit='file'):
+        arrays = {}
+        if args.features:
+            chroma, times = chroma_lib.compute_chroma(path, args.features, cache=not args.no_cache)
+        else:
+            chroma, probs, times = chroma_lib.learned_chroma(path, model=model, cache=not args.no_cache)
+            arrays['probs'] = probs
+        arrays['chroma'] = np.asarray(chroma, dtype=np.float32)
+        arrays['times'] = np.asarray(times)
+        with atomic_path(out_dir / f'{path.stem}.npz') as tmp:
+            np.savez(tmp, **arrays)
+    return 0

@@ -1,0 +1,254 @@
+"""Specification of chroma features (ctc_chroma_lib.chroma) and the ``ctc-chroma chroma`` command."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ctc_chroma_lib import chroma as chroma_lib
+from ctc_chroma_lib import model as model_lib
+from ctc_chroma_lib.cli import main
+from ctc_chroma_lib.errors import CTCChromaError
+from ctc_chroma_lib.published import PUBLISHED_MODEL_IDS
+
+SR = 22050
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def cache_in_tmp(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path_factory.mktemp('cache')))
+
+
+@pytest.fixture(scope='module')
+def seeded_weights(tmp_path_factory):
+    import keras
+    keras.utils.set_random_seed(1)
+    path = tmp_path_factory.mktemp('weights') / 'seeded.weights.h5'
+    model_lib.build_model().save_weights(path)
+    return path
+
+
+@pytest.fixture
+def shipped_teaching(seeded_weights, monkeypatch):
+    """Stand in for the shipped 'teaching' weights (created later by `make train`)."""
+    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching', seeded_weights)
+    return seeded_weights
+
+
+def write_tone(path, seconds=1.5, pitch=69, amplitude=0.3):
+    t = np.arange(int(seconds * SR)) / SR
+    y = sum(np.sin(2 * np.pi * k * 440.0 * 2 ** ((pitch - 69) / 12) * t) / k for k in range(1, 4))
+    sf.write(path, (amplitude * y / 3).astype(np.float32), SR)
+    return path
+
+
+@pytest.fixture
+def tone(tmp_path):
+    return write_tone(tmp_path / 'tone.wav')
+
+
+def assert_unit_columns(chroma):
+    assert chroma.dtype == np.float32 and chroma.shape[0] == 12
+    assert np.all(np.isfinite(chroma))
+    np.testing.assert_allclose(np.linalg.norm(chroma, axis=0), 1.0, rtol=1e-5)
+
+
+# --- postprocess -------------------------------------------------------------------------
+
+def test_postprocess_drops_the_blank_row_and_normalizes_frames():
+    probs = np.zeros((13, 2), dtype=np.float32)
+    probs[9, 0], probs[12, 0] = 0.3, 0.7  # A plus blank
+    probs[:12, 1] = 1.0 / 12
+    probs[12, 1] = 0.0
+    chroma = chroma_lib.postprocess(probs)
+    assert chroma.shape == (12, 2)
+    np.testing.assert_allclose(chroma[:, 0], np.eye(12)[9])
+    assert_unit_columns(chroma)
+
+
+def test_postprocess_maps_all_blank_frames_to_the_uniform_unit_vector():
+    probs = np.zeros((13, 3), dtype=np.float32)
+    probs[12] = 1.0
+    chroma = chroma_lib.postprocess(probs)
+    np.testing.assert_allclose(chroma, 1.0 / np.sqrt(12), rtol=1e-6)
+
+
+def test_postprocess_rejects_wrong_shape():
+    with pytest.raises(CTCChromaError, match='13'):
+        chroma_lib.postprocess(np.ones((12, 4)))
+
+
+# --- learned_chroma / compute_chroma -----------------------------------------------------
+
+def test_learned_chroma_of_an_array_returns_chroma_probs_and_25hz_times(seeded_weights):
+    y = np.random.default_rng(0).standard_normal(SR).astype(np.float32) * 0.1
+    chroma, probs, times = chroma_lib.learned_chroma(y, model=seeded_weights)
+    assert probs.shape == (13, chroma.shape[1]) and times.shape == (chroma.shape[1],)
+    assert abs(chroma.shape[1] - 25) <= 1
+    np.testing.assert_allclose(np.diff(times), 0.04, atol=1e-6)
+    assert_unit_columns(chroma)
+
+
+def test_compute_chroma_ctc_uses_the_teaching_model(tone, shipped_teaching):
+    chroma, times = chroma_lib.compute_chroma(tone, 'ctc')
+    expected, _, _ = chroma_lib.learned_chroma(tone, model=shipped_teaching)
+    np.testing.assert_allclose(chroma, expected, atol=1e-6)
+    assert times.shape == (chroma.shape[1],)
+
+
+def test_compute_chroma_caches_the_chroma(tone, shipped_teaching):
+    first, _ = chroma_lib.compute_chroma(tone, 'ctc')
+    cache_file = chroma_lib.chroma_cache_path(tone, 'ctc')
+    assert cache_file.is_file() and cache_file.parent.name == 'chroma'
+    second, _ = chroma_lib.compute_chroma(tone, 'ctc')
+    np.testing.assert_array_equal(first, second)
+
+
+def test_chroma_cache_key_depends_on_the_weights(tone, shipped_teaching, tmp_path, monkeypatch):
+    before = chroma_lib.chroma_cache_path(tone, 'ctc')
+    other = tmp_path / 'other.weights.h5'
+    model_lib.build_model().save_weights(other)
+    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching', other)
+    assert chroma_lib.chroma_cache_path(tone, 'ctc') != before
+
+
+def test_compute_chroma_without_cache_writes_no_cache(tone, shipped_teaching, tmp_path, monkeypatch):
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'fresh'))
+    chroma, _ = chroma_lib.compute_chroma(tone, 'ctc', cache=False)
+    assert_unit_columns(chroma)
+    assert not (tmp_path / 'fresh').exists()
+
+
+@pytest.mark.skipif(not PUBLISHED_MODEL_IDS, reason="the authors' package is not installed")
+def test_compute_chroma_published_model_finds_the_pitch_class_of_a_sine(tmp_path):
+    t = np.arange(2 * SR) / SR
+    sine = tmp_path / 'a4.wav'
+    sf.write(sine, (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), SR)
+    chroma, times = chroma_lib.compute_chroma(sine, 'published:v2_ctc_train123valid4')
+    assert_unit_columns(chroma)
+    # (Synthetic tones with overtones are outside what the published models learned;
+    # a pure sine is unambiguous.)
+    assert np.argmax(np.median(chroma[:, 5:-5], axis=1)) == 9
+
+
+@pytest.mark.parametrize('kind', ['cqt', 'cens'])
+def test_compute_chroma_standard_baselines(tone, kind):
+    pytest.importorskip('ctc_chroma_lib.standard_chroma')
+    chroma, times = chroma_lib.compute_chroma(tone, kind)
+    assert_unit_columns(chroma)
+    assert times.shape == (chroma.shape[1],)
+
+
+def test_compute_chroma_unknown_kind_lists_the_valid_kinds(tone):
+    with pytest.raises(CTCChromaError) as err:
+        chroma_lib.compute_chroma(tone, 'chromagram')
+    assert 'chromagram' in str(err.value)
+    assert all(kind in str(err.value) for kind in chroma_lib.FEATURE_TYPES)
+
+
+def test_compute_chroma_missing_shipped_weights_say_make_train(tone, tmp_path, monkeypatch):
+    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching-strong', tmp_path / 'none.weights.h5')
+    with pytest.raises(CTCChromaError, match='make train'):
+        chroma_lib.compute_chroma(tone, 'strong')
+
+
+def test_feature_types():
+    assert chroma_lib.FEATURE_TYPES == ('ctc', 'strong', 'linear', 'cqt', 'cens')
+
+
+# --- the command line --------------------------------------------------------------------
+
+def test_cli_writes_chroma_probs_and_times_per_file(tmp_path, seeded_weights):
+    a = write_tone(tmp_path / 'a.wav', pitch=60)
+    b = write_tone(tmp_path / 'b.wav', pitch=64, seconds=1.0)
+    out = tmp_path / 'out'
+    assert main(['chroma', str(a), str(b), '--model', str(seeded_weights), '--out', str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ['a.npz', 'b.npz']
+    with np.load(out / 'b.npz') as data:
+        chroma, probs, times = data['chroma'], data['probs'], data['times']
+    assert_unit_columns(chroma)
+    assert probs.shape == (13, chroma.shape[1]) and times.shape == (chroma.shape[1],)
+    np.testing.assert_allclose(probs.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_cli_accepts_silence(tmp_path, seeded_weights):
+    silent = tmp_path / 'silent.wav'
+    sf.write(silent, np.zeros(SR, dtype=np.float32), SR)
+    assert main(['chroma', str(silent), '--model', str(seeded_weights), '--out', str(tmp_path / 'o')]) == 0
+    with np.load(tmp_path / 'o' / 'silent.npz') as data:
+        assert_unit_columns(data['chroma'])
+        assert np.all(np.isfinite(data['probs']))
+
+
+def test_cli_standard_features_have_no_probs(tmp_path, tone):
+    pytest.importorskip('ctc_chroma_lib.standard_chroma')
+    assert main(['chroma', str(tone), '--features', 'cens', '--out', str(tmp_path / 'o')]) == 0
+    with np.load(tmp_path / 'o' / 'tone.npz') as data:
+        assert 'probs' not in data
+        assert_unit_columns(data['chroma'])
+
+
+def bad_inputs(tmp_path):
+    empty = tmp_path / 'empty.wav'
+    empty.touch()
+    corrupt = tmp_path / 'corrupt.wav'
+    corrupt.write_bytes(b'RIFF\x10\x00\x00\x00WAVEjunk' + bytes(range(256)) * 4)
+    text = tmp_path / 'notes.txt'
+    text.write_text('this is not audio\n' * 50)
+    short = tmp_path / 'short.wav'
+    sf.write(short, np.zeros(400, dtype=np.float32), SR)  # 18 ms < one 40 ms frame
+    return {'missing': tmp_path / 'missing.wav', 'empty': empty, 'corrupt': corrupt,
+            'non-audio': text, 'too short': short}
+
+
+@pytest.mark.parametrize('case', ['missing', 'empty', 'corrupt', 'non-audio', 'too short'])
+def test_cli_bad_audio_is_a_one_line_error_and_writes_nothing(case, tmp_path, tone, seeded_weights, capsys):
+    bad = bad_inputs(tmp_path)[case]
+    out = tmp_path / 'out'
+    code = main(['chroma', str(tone), str(bad), '--model', str(seeded_weights), '--out', str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith('ctc-chroma chroma: error:') and bad.name in err[-1]
+    assert 'Traceback' not in '\n'.join(err)
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize('model, fragment', [
+    ('published:v0_unknown', 'v2_ctc_train123valid4'),
+    ('nonexistent.weights.h5', 'nonexistent.weights.h5'),
+])
+def test_cli_bad_model_is_a_one_line_error(model, fragment, tmp_path, tone, capsys):
+    code = main(['chroma', str(tone), '--model', model, '--out', str(tmp_path / 'out')])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and fragment in err and 'Traceback' not in err
+    assert not (tmp_path / 'out').exists()
+
+
+def test_cli_incompatible_weights_is_a_one_line_error(tmp_path, tone, capsys):
+    import keras
+    path = tmp_path / 'small.weights.h5'
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).save_weights(path)
+    code = main(['chroma', str(tone), '--model', str(path), '--out', str(tmp_path / 'out')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and 'small.weights.h5' in err[-1]
+    assert not (tmp_path / 'out').exists()
+
+
+def test_cli_missing_shipped_weights_say_make_train(tmp_path, tone, monkeypatch, capsys):
+    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching', tmp_path / 'absent.weights.h5')
+    assert main(['chroma', str(tone), '--out', str(tmp_path / 'out')]) == 2
+    assert 'make train' in capsys.readouterr().err
+
+
+def test_cli_program_reports_errors_without_traceback(tmp_path):
+    exe = Path(sys.executable).parent / 'ctc-chroma'
+    if not exe.exists():
+        pytest.skip(f'{exe} not installed')
+    result = subprocess.run([str(exe), 'chroma', str(tmp_path / 'missing.wav'), '--out', str(tmp_path / 'o')],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith('ctc-chroma chroma: error:')
