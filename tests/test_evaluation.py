@@ -1,0 +1,140 @@
+"""Specification of the retrieval evaluation (ctc_chroma_lib.evaluation)."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ctc_chroma_lib.cli import main
+from ctc_chroma_lib.errors import CTCChromaError
+from ctc_chroma_lib.evaluation import (TEST_FOLDS, available_kinds, evaluate, format_table,
+                                       rank_of_relevant, retrieval_metrics)
+from ctc_chroma_lib.query import query_chromagram
+from ctc_chroma_lib.themes import ThemeNote
+
+
+@dataclass(frozen=True)
+class ToyItem:
+    """The attributes of dataset.Item that the evaluation uses."""
+    mtd_id: str
+    audio_path: Path
+    theme: tuple
+    fold: int
+
+
+def test_retrieval_metrics_of_known_ranks():
+    m = retrieval_metrics([1, 2, 6, 20])
+    assert (m['top1'], m['top5'], m['top10']) == (0.25, 0.5, 0.75)
+    assert m['mrr'] == pytest.approx((1 + 1 / 2 + 1 / 6 + 1 / 20) / 4)
+    assert m['n_queries'] == 4
+
+
+def test_retrieval_metrics_without_queries_are_nan():
+    m = retrieval_metrics([])
+    assert m['n_queries'] == 0 and np.isnan(m['top1']) and np.isnan(m['mrr'])
+
+
+def test_retrieval_metrics_reject_rank_zero():
+    with pytest.raises(CTCChromaError):
+        retrieval_metrics([0, 1])
+
+
+def test_ties_count_against_the_relevant_document():
+    assert rank_of_relevant([0.3, 0.1, 0.3, 0.5], relevant=0) == 3
+    assert rank_of_relevant([0.3, 0.1, 0.3, 0.5], relevant=1) == 1
+    assert rank_of_relevant([np.inf, np.inf], relevant=1) == 2
+
+
+def test_default_test_fold_is_the_one_held_out_from_training():
+    assert TEST_FOLDS == (5,)
+
+
+def random_theme(rng):
+    pitches = 60 + np.cumsum(rng.integers(1, 12, 8)) % 12
+    return tuple(ThemeNote(0.2 * i, 0.2, int(p)) for i, p in enumerate(pitches))
+
+
+def random_chroma(rng, n):
+    A = rng.random((12, n)).astype(np.float32)
+    return A / np.linalg.norm(A, axis=0)
+
+
+def plant(Y, theme, at):
+    X = query_chromagram(theme)
+    Y[:, at:at + X.shape[1]] = X
+
+
+@pytest.fixture
+def toy():
+    """Fold 1: a, b, c; fold 2: d, e. Every recording holds its own theme, except rec_c,
+    which is random; theme c is planted in rec_a and rec_b instead, so query c ranks 3rd."""
+    rng = np.random.default_rng(0)
+    names = 'abcde'
+    themes = {n: random_theme(rng) for n in names}
+    recordings = {n: random_chroma(rng, 300) for n in names}
+    for n in 'abde':
+        plant(recordings[n], themes[n], 40)
+    plant(recordings['a'], themes['c'], 150)
+    plant(recordings['b'], themes['c'], 200)
+    items = [ToyItem(n, Path(f'rec_{n}.ogg'), themes[n], 1 if n in 'abc' else 2) for n in names]
+    calls = []
+
+    def feature_fn(path, kind):
+        calls.append((path, kind))
+        return recordings[Path(path).stem[-1]], None
+    return items, feature_fn, calls
+
+
+def test_evaluate_ranks_each_theme_against_the_recordings_of_its_fold(toy):
+    items, feature_fn, _ = toy
+    result = evaluate(items, ['toy'], feature_fn=feature_fn, progress=False)
+    m = result['features']['toy']
+    assert m['ranks'] == {'a': 1, 'b': 1, 'c': 3, 'd': 1, 'e': 1}
+    assert (m['top1'], m['top5'], m['n_queries']) == (0.8, 1.0, 5)
+    assert m['mrr'] == pytest.approx((4 + 1 / 3) / 5)
+    assert m['per_fold']['1']['top1'] == pytest.approx(2 / 3)
+    assert m['per_fold']['2']['top1'] == 1.0
+    assert result['folds'] == [1, 2]
+
+
+def test_evaluate_computes_each_recording_once_per_kind(toy):
+    items, feature_fn, calls = toy
+    evaluate(items, ['k1', 'k2'], tempo=['score', 'multi'], feature_fn=feature_fn,
+             progress=False)
+    assert sorted(calls) == sorted((f'rec_{n}.ogg', k) for n in 'abcde' for k in ('k1', 'k2'))
+
+
+def test_evaluate_names_results_by_kind_and_tempo_when_comparing(toy):
+    items, feature_fn, _ = toy
+    result = evaluate(items, ['toy'], tempo=['score', 'multi'], feature_fn=feature_fn,
+                      progress=False)
+    assert list(result['features']) == ['toy/score', 'toy/multi']
+    assert result['settings']['tempo'] == ['score', 'multi']
+
+
+def test_evaluate_rejects_no_items_and_unknown_tempo(toy):
+    items, feature_fn, _ = toy
+    with pytest.raises(CTCChromaError, match='no items'):
+        evaluate([], ['toy'], feature_fn=feature_fn)
+    with pytest.raises(CTCChromaError, match='tempo'):
+        evaluate(items, ['toy'], tempo='fast', feature_fn=feature_fn)
+
+
+def test_format_table_has_a_row_per_feature_and_the_paper_columns(toy):
+    items, feature_fn, _ = toy
+    table = format_table(evaluate(items, ['toy'], feature_fn=feature_fn, progress=False))
+    header, row = table.splitlines()
+    assert header.split() == ['Features', 'Top-1', 'Top-5', 'Top-10', 'MRR', '#queries']
+    assert row.split() == ['toy', '0.800', '1.000', '1.000', '0.867', '5']
+
+
+def test_available_kinds_separates_unknown_kinds():
+    available, missing = available_kinds(['cqt', 'cens', 'published:no_such_model', 'bogus'])
+    assert available == ['cqt', 'cens']
+    assert set(missing) == {'published:no_such_model', 'bogus'}
+
+
+def test_cli_rejects_an_explicitly_requested_unavailable_feature_type(capsys):
+    assert main(['evaluate', '--features', 'cqt,bogus']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'bogus'" in err[0]
