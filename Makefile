@@ -40,6 +40,13 @@ lab: setup
 data: setup
 	$(PY) -m ctc_chroma_lib.dataset_generation --out data/MTD-teaching
 
+# Retrains the shipped teaching models (weights, configuration, logs and curves in
+# ctc_chroma_lib/weights/); about an hour on two CPU cores, see README.
+TRAIN_ARGS ?=
+train: setup
+	@for kind in ctc strong linear; do \
+		$(VENV)/bin/ctc-chroma train --kind $$kind $(TRAIN_ARGS) || exit 1; done
+
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 

@@ -1,0 +1,121 @@
+"""Training throughput: the project's trainer against a plain Keras ``fit`` of the same model.
+
+Both train the same model with the CTC loss on the same examples (HCQT segments with the
+length distribution of the teaching dataset's weak segments; content does not change the
+cost). The plain baseline is what a Keras example would do: random 250-frame crops in
+batches of 8, default ``compile``. The trainer uses length-grouped batches of whole
+segments (no cropping, little padding) and its configured precision and compilation.
+Throughput counts real frames (padding excluded); medians over the timed epochs.
+
+    .venv/bin/python bench/bench_training.py [--epochs 3]
+"""
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+
+
+def segment_lengths(n_items):
+    """Weak-segment lengths (frames) of the teaching dataset, or a stand-in distribution."""
+    try:
+        from ctc_chroma_lib.dataset import load_dataset
+        from ctc_chroma_lib.constants import FEATURE_RATE
+        items = [it for it in load_dataset() if it.fold in (1, 2, 3)]
+        lengths = [int((it.weak_alignment[1] - it.weak_alignment[0]) * FEATURE_RATE) + 1
+                   for it in items]
+        source = 'teaching dataset folds 1-3'
+    except Exception:  # noqa: BLE001 - a benchmark falls back instead of failing
+        lengths = list(np.random.default_rng(0).integers(100, 400, size=n_items))
+        source = 'uniform 100-400 frames (dataset unavailable)'
+    rng = np.random.default_rng(0)
+    lengths = [lengths[i] for i in rng.permutation(len(lengths))[:n_items]]
+    return lengths, source
+
+
+def make_examples(lengths):
+    from ctc_chroma_lib import training
+    rng = np.random.default_rng(1)
+    examples = []
+    for i, t in enumerate(lengths):
+        x = rng.random((t, 216, 6), dtype=np.float32)
+        labels = rng.integers(0, 12, size=max(2, t // 12)).astype(np.int32)
+        examples.append(training.Example(str(i), x, labels, np.zeros(t, np.int32)))
+    return examples
+
+
+def plain_batches(examples, crop=250, batch=8):
+    """Random crops of ``crop`` frames, ``batch`` per batch (labels cut proportionally)."""
+    rng = np.random.default_rng(2)
+    xs, ys = [], []
+    for e in examples:
+        t = len(e.x)
+        start = int(rng.integers(0, max(1, t - crop + 1)))
+        x = np.zeros((crop,) + e.x.shape[1:], np.float32)
+        x[:min(crop, t)] = e.x[start:start + crop]
+        n_labels = max(1, round(len(e.labels) * min(crop, t) / t))
+        y = np.zeros(2 + 40, np.int32)
+        y[0], y[1], y[2:2 + n_labels] = min(crop, t), n_labels, e.labels[:n_labels]
+        xs.append(x)
+        ys.append(y)
+    return np.stack(xs), np.stack(ys), batch
+
+
+def time_epochs(fit_epoch, epochs):
+    times = []
+    for _ in range(epochs + 1):  # the first epoch compiles and is not counted
+        start = time.perf_counter()
+        fit_epoch()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times[1:]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--items', type=int, default=48)
+    parser.add_argument('--epochs', type=int, default=3)
+    args = parser.parse_args()
+
+    import keras
+    import tensorflow as tf
+    from ctc_chroma_lib import training
+    from ctc_chroma_lib.model import build_model
+
+    lengths, source = segment_lengths(args.items)
+    examples = make_examples(lengths)
+    real_frames = sum(lengths)
+    print(f'{len(examples)} segments ({source}), {real_frames} frames, '
+          f'{args.epochs} timed epochs (median), {os.cpu_count()} CPU cores')
+
+    keras.utils.set_random_seed(0)
+    x, y, batch = plain_batches(examples)
+    plain = build_model()
+    plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss=training.ctc_loss)
+    plain_frames = int(y[:, 0].sum())
+    t_plain = time_epochs(lambda: plain.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+                          args.epochs)
+
+    config = training.TrainingConfig()
+    keras.utils.set_random_seed(0)
+    trainer = build_model()
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=training.ctc_loss,
+                    jit_compile=config.jit_compile)
+    data = training.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
+    t_trainer = time_epochs(lambda: trainer.fit(data, epochs=1, verbose=0), args.epochs)
+
+    rows = [('plain Keras fit (8 x 250-frame crops)', plain_frames / t_plain),
+            (f'trainer (length-grouped, {config.batch_frames} frames/batch, '
+             f'jit={config.jit_compile})', real_frames / t_trainer)]
+    print(f'{"training": <58}{"frames/s":>10}')
+    for name, rate in rows:
+        print(f'{name: <58}{rate:>10.0f}')
+    print(f'speedup: {rows[1][1] / rows[0][1]:.2f}x  (tensorflow {tf.__version__})')
+
+
+if __name__ == '__main__':
+    main()

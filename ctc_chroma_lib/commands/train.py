@@ -1,0 +1,63 @@
+"""``ctc-chroma train``: train the teaching models (CTC, strong, linear) on a dataset.
+
+Notebook: 04_Model_and_Training.ipynb
+"""
+import sys
+from dataclasses import fields
+
+from ..training import TRAINING_KINDS, WEIGHTS_DIR, TrainingConfig
+
+
+def _folds(text):
+    return tuple(int(f) for f in text.split(',') if f.strip())
+
+
+def add_parser(subparsers):
+    defaults = TrainingConfig()
+    parser = subparsers.add_parser(
+        'train', help='train a chroma model from weakly aligned score-audio pairs',
+        description='Train the reduced deep-salience chroma model with the CTC loss on weak '
+                    'alignments (kind ctc), or frame-wise on strong alignments (strong) or on '
+                    'linearly stretched weak alignments (linear). Writes <name>.weights.h5, '
+                    '.json, .log.csv and .png to --out; an interrupted run resumes.')
+    parser.add_argument('--kind', choices=TRAINING_KINDS, default='ctc')
+    parser.add_argument('--dataset', default=None,
+                        help='dataset folder (default: the teaching dataset)')
+    parser.add_argument('--out', default=str(WEIGHTS_DIR),
+                        help='output folder (default: the package weights folder)')
+    parser.add_argument('--name', default=None, help='output base name (default teaching-KIND)')
+    parser.add_argument('--train-folds', type=_folds, default=defaults.train_folds)
+    parser.add_argument('--valid-folds', type=_folds, default=defaults.valid_folds)
+    parser.add_argument('--epochs', type=int, default=defaults.epochs)
+    parser.add_argument('--batch-frames', type=int, default=defaults.batch_frames)
+    parser.add_argument('--learning-rate', type=float, default=defaults.learning_rate)
+    parser.add_argument('--patience', type=int, default=defaults.patience)
+    parser.add_argument('--margin', type=float, default=defaults.margin,
+                        help='seconds added around the weak segment')
+    parser.add_argument('--seed', type=int, default=defaults.seed)
+    parser.add_argument('--init', default=defaults.init,
+                        help='initial weights (model spec), default: random')
+    parser.add_argument('--no-jit', dest='jit_compile', action='store_false',
+                        help='do not compile the training step with XLA')
+    parser.add_argument('--precision', choices=('auto', 'float32', 'mixed_bfloat16'),
+                        default=defaults.precision,
+                        help='compute precision (auto: bfloat16 where the CPU supports it)')
+    parser.add_argument('--restart', action='store_true',
+                        help='discard the backup of an interrupted run and start over')
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from ..dataset import load_dataset
+    from ..training import split_items, train
+
+    config = TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(TrainingConfig)})
+    items = load_dataset(args.dataset)
+    train_items, valid_items = split_items(items, config.train_folds, config.valid_folds)
+    summary = train(config, train_items, valid_items, args.out, name=args.name,
+                    resume=not args.restart)
+    print(f"{summary['name']}: best validation loss {summary['best_val_loss']:.3f} at epoch "
+          f"{summary['best_epoch']} of {summary['epochs_run']}; "
+          f"{summary['median_train_frames_per_second']} frames/s; "
+          f"weights in {args.out}/{summary['weights']}", file=sys.stdout)
+    return 0

@@ -1,0 +1,594 @@
+"""Training the chroma model from weakly aligned score–audio pairs (CTC), and its comparisons.
+
+Notebook: 04_Model_and_Training.ipynb
+
+Three trainings share one trainer (as in the authors' TASLP follow-up):
+
+- ``ctc``: the paper's method. Input = the HCQT frames of the weakly aligned segment
+  (``StartTime`` … ``EndTime``), target = the theme's chroma label *sequence*, loss
+  ``tf.nn.ctc_loss`` with the blank at index 12. No frame-wise labels are needed.
+- ``strong``: frame-wise cross-entropy with labels from the strong (note-wise) alignment;
+  frames without a theme note are labelled blank.
+- ``linear``: frame-wise cross-entropy with the theme's notes (score timing) stretched
+  linearly over the weak segment — the naive way to turn a weak alignment into frame labels.
+
+The default split follows the dataset's folds: 1–3 train, 4 validation, 5 test.
+"""
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .constants import BLANK_INDEX
+from .errors import CTCChromaError
+from .fileio import atomic_path
+
+TRAINING_KINDS = ('ctc', 'strong', 'linear')
+WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
+
+
+@dataclass
+class TrainingConfig:
+    """Everything that determines a training run (stored next to the weights).
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+
+    kind: str = 'ctc'
+    train_folds: tuple = (1, 2, 3)
+    valid_folds: tuple = (4,)
+    epochs: int = 10
+    batch_frames: int = 1200
+    """Frames per batch: items of similar length are grouped until this many frames."""
+    learning_rate: float = 1e-3
+    patience: int = 3
+    margin: float = 0.0
+    """Seconds added before and after the weak segment (``ctc`` and ``linear``)."""
+    seed: int = 0
+    init: str = ''
+    """Optional initial weights (model spec as in :func:`model.load_model`); empty = random."""
+    jit_compile: bool = True
+    precision: str = 'auto'
+    """'float32', 'mixed_bfloat16' or 'auto' (bfloat16 compute where the CPU has native
+    bfloat16 instructions: about 1.5x the frames per second; the weights stay float32)."""
+
+
+# ---------------------------------------------------------------------------------------
+# Labels
+
+def label_sequence(notes):
+    """The CTC target of a theme: the chroma class of every note, in order.
+
+    Notebook: 03_CTC.ipynb
+
+    Repeated notes are *not* merged. CTC's collapsing rule merges repeated symbols of an
+    alignment path, so two equal consecutive labels (say the C C of a repeated note) can
+    only be produced by a path that visits a blank between them; ``tf.nn.ctc_loss``
+    enforces exactly that. Merging them here would teach the model a theme with one note
+    fewer.
+
+    Args:
+        notes (sequence of ThemeNote): Theme notes in order
+
+    Returns:
+        labels (np.ndarray): Chroma classes 0…11, shape (len(notes),), int32
+    """
+    return np.array([n.pitch % 12 for n in notes], dtype=np.int32)
+
+
+def segment_frames(times, start, end, margin=0.0):
+    """Indices ``[first, last)`` of the feature frames inside ``[start - margin, end + margin]``.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        times (np.ndarray): Frame times in seconds (T,)
+        start (float): Segment start in seconds
+        end (float): Segment end in seconds
+        margin (float): Seconds added on both sides (Default value = 0.0)
+
+    Returns:
+        first (int), last (int): Frame range (at least one frame)
+    """
+    first = int(np.searchsorted(times, start - margin, side='left'))
+    last = int(np.searchsorted(times, end + margin, side='right'))
+    first = min(max(first, 0), len(times) - 1)
+    last = min(max(last, first + 1), len(times))
+    return first, last
+
+
+def frame_labels_from_notes(notes, frame_times):
+    """Frame-wise labels: the chroma of the note sounding at each frame time, blank elsewhere.
+
+    Notebook: 01_Task_and_Data.ipynb
+
+    Args:
+        notes (sequence of ThemeNote): Notes with start/duration on the same time axis as
+            ``frame_times`` (later notes win where notes overlap)
+        frame_times (np.ndarray): Frame times in seconds (T,)
+
+    Returns:
+        labels (np.ndarray): Class per frame, 0…11 or ``BLANK_INDEX``, shape (T,), int32
+    """
+    labels = np.full(len(frame_times), BLANK_INDEX, dtype=np.int32)
+    for note in notes:
+        inside = (frame_times >= note.start) & (frame_times < note.end)
+        labels[inside] = note.pitch % 12
+    return labels
+
+
+def strong_frame_labels(strong_alignment, frame_times):
+    """Frame labels from the strong alignment (note onsets/offsets in the recording).
+
+    Notebook: 01_Task_and_Data.ipynb
+    """
+    return frame_labels_from_notes(strong_alignment, frame_times)
+
+
+def linear_frame_labels(theme, weak_alignment, frame_times):
+    """Frame labels from the weak alignment: the score's notes stretched linearly over it.
+
+    Notebook: 01_Task_and_Data.ipynb
+
+    The theme's score time ``0 … theme_end`` is mapped linearly onto ``StartTime …
+    EndTime``; where the recording's tempo varies, these labels are wrong near the notes'
+    boundaries — the weakness the CTC loss avoids.
+
+    Args:
+        theme (sequence of ThemeNote): Theme in score seconds
+        weak_alignment (tuple): (StartTime, EndTime) in recording seconds
+        frame_times (np.ndarray): Frame times in seconds (T,)
+
+    Returns:
+        labels (np.ndarray): shape (T,), int32
+    """
+    start, end = weak_alignment
+    score_start = theme[0].start
+    score_end = max(n.end for n in theme)
+    scale = (end - start) / max(score_end - score_start, 1e-9)
+    score_time = score_start + (np.asarray(frame_times) - start) / scale
+    return frame_labels_from_notes(theme, score_time)
+
+
+# ---------------------------------------------------------------------------------------
+# Training examples
+
+@dataclass
+class Example:
+    """One training example: model input frames and its targets."""
+
+    mtd_id: str
+    x: np.ndarray  # (T, 216, 6) float32, normalized model input
+    labels: np.ndarray  # CTC label sequence (L,)
+    frame_labels: np.ndarray  # (T,) frame targets for strong/linear
+
+
+def make_example(item, hcqt, times, kind, margin=0.0):
+    """Cut the weakly aligned segment of an item and build its targets for ``kind``.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        item (dataset.Item): Dataset item
+        hcqt (np.ndarray): HCQT of the item's recording (6, 216, T)
+        times (np.ndarray): Frame times (T,)
+        kind (str): 'ctc', 'strong' or 'linear'
+        margin (float): Seconds added around the weak segment (Default value = 0.0)
+
+    Returns:
+        example (Example)
+    """
+    from .model import prepare_input
+
+    start, end = item.weak_alignment
+    if kind == 'strong':
+        margin = max(margin, 0.0)
+    first, last = segment_frames(times, start, end, margin)
+    seg_times = times[first:last]
+    if kind == 'strong':
+        if not item.strong_alignment:
+            raise CTCChromaError(f'item {item.mtd_id} has no strong alignment; '
+                                 'strong training needs one')
+        frame_labels = strong_frame_labels(item.strong_alignment, seg_times)
+    else:
+        frame_labels = linear_frame_labels(item.theme, item.weak_alignment, seg_times)
+    return Example(item.mtd_id, prepare_input(hcqt[:, :, first:last]),
+                   label_sequence(item.theme), frame_labels)
+
+
+def load_examples(items, kind, margin=0.0, progress=True):
+    """HCQT (cached on disk) and targets of every item.
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    from tqdm.auto import tqdm
+
+    from .features import hcqt_file
+
+    examples = []
+    for item in tqdm(items, desc=f'features ({kind})', disable=not progress, unit='item'):
+        hcqt, times = hcqt_file(item.audio_path)
+        examples.append(make_example(item, hcqt, times, kind, margin))
+    return examples
+
+
+def length_batches(lengths, batch_frames, rng=None):
+    """Group example indices into batches of similar length with about ``batch_frames`` frames.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Sorting by length keeps the padding small (a batch costs ``size × longest``); the
+    order of the batches is shuffled with ``rng`` every epoch.
+
+    Args:
+        lengths (sequence of int): Number of frames of each example
+        batch_frames (int): Target number of (padded) frames per batch
+        rng (np.random.Generator): Shuffles the batch order when given (Default value = None)
+
+    Returns:
+        batches (list of np.ndarray): Example indices of each batch
+    """
+    order = np.argsort(np.asarray(lengths), kind='stable')
+    batches, current = [], []
+    for idx in order:
+        longest = max([lengths[i] for i in current] + [lengths[idx]])
+        if current and longest * (len(current) + 1) > batch_frames:
+            batches.append(np.array(current))
+            current = []
+        current.append(idx)
+    if current:
+        batches.append(np.array(current))
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def pad_batch(examples, kind):
+    """Pad a list of examples to one batch: inputs, targets and per-item lengths.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Returns:
+        x (np.ndarray): (B, T_max, 216, 6) float32, zero padded
+        y (np.ndarray): for ``ctc``: (B, 2 + L_max) int32 rows ``[T_i, L_i, labels…]``;
+            for ``strong``/``linear``: (B, T_max) int32 frame labels, ``-1`` on padding
+    """
+    t_max = max(len(e.x) for e in examples)
+    x = np.zeros((len(examples), t_max) + examples[0].x.shape[1:], dtype=np.float32)
+    for i, e in enumerate(examples):
+        x[i, :len(e.x)] = e.x
+    if kind == 'ctc':
+        l_max = max(len(e.labels) for e in examples)
+        y = np.zeros((len(examples), 2 + l_max), dtype=np.int32)
+        for i, e in enumerate(examples):
+            y[i, 0], y[i, 1] = len(e.x), len(e.labels)
+            y[i, 2:2 + len(e.labels)] = e.labels
+    else:
+        y = np.full((len(examples), t_max), -1, dtype=np.int32)
+        for i, e in enumerate(examples):
+            y[i, :len(e.frame_labels)] = e.frame_labels
+    return x, y
+
+
+# ---------------------------------------------------------------------------------------
+# Losses
+
+_LOG_EPS = 1e-7
+
+
+def ctc_loss(y_true, y_pred):
+    """CTC loss of a padded batch; the lengths travel inside ``y_true``.
+
+    Notebook: 03_CTC.ipynb
+
+    Args:
+        y_true: (B, 2 + L_max) int32 rows ``[T_i, L_i, labels…]`` (see :func:`pad_batch`)
+        y_pred: (B, T_max, 13) softmax output, blank last
+
+    Returns:
+        loss: (B,) negative log-likelihood of each item's label sequence
+    """
+    import tensorflow as tf
+
+    y_true = tf.cast(y_true, tf.int32)
+    logit_length, label_length, labels = y_true[:, 0], y_true[:, 1], y_true[:, 2:]
+    # log of the softmax output: tf.nn.ctc_loss applies log-softmax itself, which leaves
+    # normalized log-probabilities unchanged.
+    log_probs = tf.math.log(tf.cast(y_pred, tf.float32) + _LOG_EPS)
+    return tf.nn.ctc_loss(labels=labels, logits=log_probs, label_length=label_length,
+                          logit_length=logit_length, logits_time_major=False,
+                          blank_index=BLANK_INDEX)
+
+
+def framewise_loss(y_true, y_pred):
+    """Frame-wise cross-entropy (mean over the valid frames of each item), padding = -1.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        y_true: (B, T_max) int32 frame labels, -1 on padding
+        y_pred: (B, T_max, 13) softmax output
+
+    Returns:
+        loss: (B,) cross-entropy summed over each item's frames (same scale as the CTC loss)
+    """
+    import tensorflow as tf
+
+    y_true = tf.cast(y_true, tf.int32)
+    valid = tf.cast(y_true >= 0, tf.float32)
+    log_probs = tf.math.log(tf.cast(y_pred, tf.float32) + _LOG_EPS)
+    picked = tf.gather(log_probs, tf.maximum(y_true, 0), axis=-1, batch_dims=2)
+    return -tf.reduce_sum(picked * valid, axis=1)
+
+
+LOSSES = {'ctc': ctc_loss, 'strong': framewise_loss, 'linear': framewise_loss}
+
+
+# ---------------------------------------------------------------------------------------
+# The trainer
+
+def resolve_precision(precision='auto'):
+    """The Keras dtype policy for training: bfloat16 compute where the hardware has it.
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    if precision != 'auto':
+        if precision not in ('float32', 'mixed_bfloat16'):
+            raise CTCChromaError(f'unknown precision {precision!r}; '
+                                 'choose auto, float32 or mixed_bfloat16')
+        return precision
+    try:
+        flags = Path('/proc/cpuinfo').read_text().split()
+    except OSError:
+        flags = []
+    return 'mixed_bfloat16' if ('avx512_bf16' in flags or 'amx_bf16' in flags) else 'float32'
+
+
+def build_training_model(precision='float32'):
+    """:func:`model.build_model` with the layers computing in ``precision``.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    The variables stay float32, so the saved weights load into the float32 model.
+    """
+    import keras
+
+    from .model import build_model
+
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return build_model()
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _set_determinism(seed):
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def make_tf_dataset(examples, kind, batch_frames, seed=None):
+    """A ``tf.data`` pipeline of length-grouped, padded batches (reshuffled every epoch).
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        examples (list of Example): Training or validation examples
+        kind (str): 'ctc', 'strong' or 'linear'
+        batch_frames (int): Target padded frames per batch
+        seed (int): Seed of the batch order; ``None`` keeps a fixed order (validation)
+
+    Returns:
+        dataset (tf.data.Dataset): yields ``(x, y)`` as in :func:`pad_batch`
+    """
+    import tensorflow as tf
+
+    lengths = [len(e.x) for e in examples]
+    epoch = [0]
+
+    def generate():
+        rng = None if seed is None else np.random.default_rng([seed, epoch[0]])
+        epoch[0] += 1
+        for batch in length_batches(lengths, batch_frames, rng):
+            yield pad_batch([examples[i] for i in batch], kind)
+
+    n_bins, n_harmonics = examples[0].x.shape[1:]
+    y_shape = (None, None)
+    signature = (tf.TensorSpec((None, None, n_bins, n_harmonics), tf.float32),
+                 tf.TensorSpec(y_shape, tf.int32))
+    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+
+
+def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
+          resume=True, progress=True, verbose=None):
+    """Train one model and write its weights, configuration, log and loss curves.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Writes to ``out_dir``: ``<name>.weights.h5`` (best validation loss),
+    ``<name>.json`` (configuration, data, result), ``<name>.log.csv`` (per-epoch losses and
+    throughput) and ``<name>.png`` (loss curves). A run that is interrupted resumes from
+    its last completed epoch (``<out_dir>/.<name>.backup/``) when started again.
+
+    Args:
+        config (TrainingConfig): What to train
+        train_items, valid_items (list of dataset.Item): Training and validation items
+        out_dir (str or Path): Output folder
+        name (str): Base name of the outputs (Default value = ``teaching-<kind>``)
+        resume (bool): Resume an interrupted run (Default value = True)
+        progress (bool): Progress bars (Default value = True)
+        verbose (int): Keras verbosity (Default value = 1 on a terminal, else 2)
+
+    Returns:
+        summary (dict): What was written to ``<name>.json``
+    """
+    import keras
+
+    from .model import load_model
+
+    if config.kind not in TRAINING_KINDS:
+        raise CTCChromaError(f'unknown training kind {config.kind!r}; '
+                             f'choose one of {", ".join(TRAINING_KINDS)}')
+    if not train_items or not valid_items:
+        raise CTCChromaError('training needs items in the training and the validation folds')
+    name = name or f'teaching-{config.kind}'
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir = out_dir / f'.{name}.backup'
+    if not resume and backup_dir.exists():
+        import shutil
+        shutil.rmtree(backup_dir)
+
+    _set_determinism(config.seed)
+    train_examples = load_examples(train_items, config.kind, config.margin, progress)
+    valid_examples = load_examples(valid_items, config.kind, config.margin, progress)
+    train_data = make_tf_dataset(train_examples, config.kind, config.batch_frames, config.seed)
+    valid_data = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
+
+    model = build_training_model(resolve_precision(config.precision))
+    if config.init:
+        model.set_weights(load_model(config.init).get_weights())
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  loss=LOSSES[config.kind], jit_compile=config.jit_compile)
+
+    frames_per_epoch = int(sum(len(e.x) for e in train_examples))
+    log_path = out_dir / f'{name}.log.csv'
+    best_path = out_dir / f'.{name}.best.weights.h5'
+    timer = epoch_timer(frames_per_epoch)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        timer,
+        keras.callbacks.ModelCheckpoint(str(best_path), monitor='val_loss',
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience),
+        keras.callbacks.CSVLogger(str(log_path), append=True),
+    ]
+    if verbose is None:
+        verbose = 1 if progress and os.isatty(2) else 2
+    started = time.perf_counter()
+    model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
+              callbacks=callbacks, verbose=verbose if progress else 0)
+    seconds = time.perf_counter() - started
+
+    weights_path = out_dir / f'{name}.weights.h5'
+    if best_path.exists():
+        os.replace(best_path, weights_path)
+    history = read_training_log(log_path)
+    best = min(history, key=lambda row: row['val_loss']) if history else {}
+    summary = {
+        'name': name,
+        'config': asdict(config),
+        'train_items': [it.mtd_id for it in train_items],
+        'valid_items': [it.mtd_id for it in valid_items],
+        'train_frames_per_epoch': frames_per_epoch,
+        'epochs_run': len(history),
+        'best_epoch': int(best.get('epoch', -1)) + 1,
+        'best_val_loss': best.get('val_loss'),
+        'seconds_this_run': round(seconds, 1),
+        'median_train_frames_per_second': timer.median_frames_per_second(),
+        'weights': weights_path.name,
+    }
+    with atomic_path(out_dir / f'{name}.json') as tmp:
+        Path(tmp).write_text(json.dumps(summary, indent=2) + '\n')
+    plot_training_log(log_path, out_dir / f'{name}.png', title=f'{name}: {config.kind} loss')
+    if backup_dir.exists():
+        import shutil
+        shutil.rmtree(backup_dir)
+    return summary
+
+
+def epoch_timer(frames_per_epoch):
+    """A Keras callback measuring throughput in real (unpadded) frames per second.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    The rate of every epoch goes into the logs (and so into the CSV log) as
+    ``frames_per_second``.
+    """
+    import keras
+
+    class EpochTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.rates = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            rate = frames_per_epoch / (time.perf_counter() - self._start)
+            self.rates.append(rate)
+            if logs is not None:
+                logs['frames_per_second'] = round(rate, 1)
+
+        def median_frames_per_second(self):
+            return round(float(np.median(self.rates)), 1) if self.rates else None
+
+    return EpochTimer()
+
+
+def read_training_log(path):
+    """Rows of a training log CSV as dicts of floats (``epoch`` starts at 0).
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CTCChromaError(f'training log not found: {path}')
+    with open(path, newline='') as f:
+        rows = [{k: float(v) for k, v in row.items() if v not in ('', None)}
+                for row in csv.DictReader(f)]
+    # A resumed run appends; keep the last entry of every epoch.
+    by_epoch = {int(row['epoch']): row for row in rows}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def plot_training_log(log_path, png_path=None, title=None, ax=None):
+    """Plot training and validation loss per epoch; optionally save as PNG.
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    import matplotlib
+    if png_path is not None and ax is None:
+        matplotlib.use('Agg', force=False)
+    import matplotlib.pyplot as plt
+
+    history = read_training_log(log_path)
+    epochs = [int(r['epoch']) + 1 for r in history]
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(epochs, [r['loss'] for r in history], 'o-', label='training loss')
+    ax.plot(epochs, [r['val_loss'] for r in history], 's-', label='validation loss')
+    ax.set_xlabel('Epoch')
+    ax.set_ylabel('Loss per item')
+    ax.set_title(title or Path(log_path).stem)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if own:
+        fig.tight_layout()
+        if png_path is not None:
+            with atomic_path(png_path) as tmp:
+                fig.savefig(tmp, dpi=80)
+            plt.close(fig)
+    return ax
+
+
+def split_items(items, train_folds, valid_folds):
+    """Items of the training folds and of the validation folds.
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    overlap = set(train_folds) & set(valid_folds)
+    if overlap:
+        raise CTCChromaError(f'folds {sorted(overlap)} are both training and validation folds')
+    return ([it for it in items if it.fold in train_folds],
+            [it for it in items if it.fold in valid_folds])
