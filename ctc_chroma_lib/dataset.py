@@ -6,16 +6,20 @@ Expected layout of a dataset folder ``root`` (the teaching dataset ``data/MTD-te
 follows it; a local copy of the real MTD is read the same way, if arranged like this)::
 
     root/<name>.csv            metadata table, semicolon-separated, one row per item; the
-                               file is MTD-teaching.csv, or else MTD.csv, or else the only
-                               *.csv file directly in root or in root/data_META
+                               file is MTD-teaching.csv, or else MTD.csv, or else the MTD
+                               release's 03_MTD-medium.csv / 02_MTD-small.csv /
+                               01_MTD-mini.csv, or else the only *.csv file, directly in
+                               root or in root/data_META
     root/data_AUDIO/<MTDID>.ogg|.wav|.flac|.mp3   the recording (excerpt) of the item
+                               (``<MTDID>_<anything>.<ext>`` is found as well)
     root/data_CSV/<MTDID>.csv  the theme as a note list, columns Start;Duration;Pitch
                                (score seconds), optionally StartBeat;DurationBeat
     root/data_ALIGNMENT/<MTDID>.csv   optional strong alignment, columns Start;End;Pitch
                                (seconds in the recording); items without it have
                                ``strong_alignment=None``
 
-Required metadata columns: ``MTDID; WorkID; ComposerID; StartTime; EndTime``. Optional:
+Required metadata columns: ``MTDID; WorkID; ComposerID; StartTime; EndTime`` (seconds, or
+``MM:SS.s`` as in the MTD release). Optional:
 ``WorkTitle`` (default: WorkID) and ``Fold`` (1..5; default: derived from the WorkID, so
 that no work is in two folds). All columns are kept in ``Item.metadata`` as strings.
 The real MTD's own metadata and folder names (its release uses the MTDID, WorkID,
@@ -35,6 +39,9 @@ DEFAULT_DATASET = Path(__file__).resolve().parents[1] / 'data' / 'MTD-teaching'
 REQUIRED_COLUMNS = ('MTDID', 'WorkID', 'ComposerID', 'StartTime', 'EndTime')
 AUDIO_EXTENSIONS = ('.ogg', '.wav', '.flac', '.mp3')
 N_FOLDS = 5
+METADATA_NAMES = ('MTD-teaching.csv', 'MTD.csv', '03_MTD-medium.csv', '02_MTD-small.csv',
+                  '01_MTD-mini.csv')
+"""Metadata file names looked for, in this order (the last three are the MTD release's)."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +90,10 @@ def find_metadata_file(root: Path) -> Path:
     if not root.is_dir():
         raise CTCChromaError(f'{root}: dataset folder not found (run `make data` to generate '
                              f'the teaching dataset)')
-    for name in ('MTD-teaching.csv', 'MTD.csv'):
-        if (root / name).is_file():
-            return root / name
+    for folder in (root, root / 'data_META'):
+        for name in METADATA_NAMES:
+            if (folder / name).is_file():
+                return folder / name
     for folder in (root, root / 'data_META'):
         candidates = sorted(folder.glob('*.csv')) if folder.is_dir() else []
         if len(candidates) == 1:
@@ -120,9 +128,22 @@ def read_metadata(path: Path) -> List[dict]:
         raise CTCChromaError(f'{path}: cannot read ({e})') from None
 
 
+def parse_seconds(text):
+    """Seconds from ``'12.5'``, ``'01:02.5'`` (MM:SS.s, as in the MTD release) or ``'1:01:02'``.
+
+    Notebook: 01_Task_and_Data.ipynb
+    """
+    seconds = 0.0
+    for part in str(text).strip().split(':'):
+        seconds = seconds * 60 + float(part)
+    if seconds != seconds or seconds < 0 or seconds == float('inf'):
+        raise ValueError(text)
+    return seconds
+
+
 def _float(row, column, path):
     try:
-        return float(row[column])
+        return parse_seconds(row[column])
     except (TypeError, ValueError):
         raise CTCChromaError(f'{path}: item {row.get("MTDID")}: invalid {column} '
                              f'{row[column]!r}') from None
@@ -138,6 +159,10 @@ def _audio_file(root: Path, mtd_id: str) -> Path:
         path = root / 'data_AUDIO' / f'{mtd_id}{ext}'
         if path.is_file():
             return path
+    for ext in AUDIO_EXTENSIONS:
+        matches = sorted((root / 'data_AUDIO').glob(f'{mtd_id}_*{ext}'))
+        if matches:
+            return matches[0]
     raise CTCChromaError(f'{root / "data_AUDIO" / (mtd_id + ".ogg")}: audio file of item '
                          f'{mtd_id} not found (also tried {", ".join(AUDIO_EXTENSIONS[1:])})')
 
@@ -145,6 +170,8 @@ def _audio_file(root: Path, mtd_id: str) -> Path:
 def _item(root: Path, row: dict, metadata_path: Path) -> Item:
     mtd_id = row['MTDID']
     theme_path = root / 'data_CSV' / f'{mtd_id}.csv'
+    if not theme_path.is_file():
+        theme_path = next(iter(sorted((root / 'data_CSV').glob(f'{mtd_id}_*.csv'))), theme_path)
     if not theme_path.is_file():
         raise CTCChromaError(f'{theme_path}: theme note list of item {mtd_id} not found')
     theme = tuple(read_theme_csv(theme_path))

@@ -258,3 +258,24 @@ def test_folds_keep_each_work_in_one_fold():
     works = [(f'W{i}', f'C{i % 3}', 1 + i % 4) for i in range(20)]
     folds = assign_folds(works)
     assert set(folds) == {w for w, _, _ in works} and set(folds.values()) == {1, 2, 3, 4, 5}
+
+
+def test_mtd_release_layout_is_read(tmp_path):
+    """A copy arranged like the MTD release: 03_MTD-medium.csv in data_META, MM:SS times,
+    files named <MTDID>_<description>."""
+    import shutil
+    from ctc_chroma_lib.dataset import DEFAULT_DATASET, load_dataset
+    item = load_dataset()[0]
+    root = tmp_path / 'MTD'
+    for sub in ('data_AUDIO', 'data_CSV', 'data_META'):
+        (root / sub).mkdir(parents=True)
+    shutil.copy(item.audio_path, root / 'data_AUDIO' / f'{item.mtd_id}_Some-Work.ogg')
+    shutil.copy(DEFAULT_DATASET / 'data_CSV' / f'{item.mtd_id}.csv',
+                root / 'data_CSV' / f'{item.mtd_id}_Some-Work.csv')
+    (root / 'data_META' / '03_MTD-medium.csv').write_text(
+        'MTDID;WorkID;ComposerID;StartTime;EndTime\n'
+        f'{item.mtd_id};W1;Someone;00:00.5;01:02.25\n')
+    [loaded] = load_dataset(root)
+    assert loaded.weak_alignment == (0.5, 62.25)
+    assert loaded.audio_path.name == f'{item.mtd_id}_Some-Work.ogg'
+    assert loaded.theme == item.theme and loaded.strong_alignment is None
