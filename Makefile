@@ -30,8 +30,11 @@ run: setup
 notebooks: setup
 	$(PY) tools/run_notebooks.py --in-place
 
+# The notebooks' kernels get the environment tools/run_notebooks.py executes them with.
+NOTEBOOK_ENV := PYTHONHASHSEED=0 TF_CPP_MIN_LOG_LEVEL=3 TF_DETERMINISTIC_OPS=1 CUDA_VISIBLE_DEVICES=
+
 test: setup
-	@$(PY) -m pytest tests $$(ls notebooks/*.ipynb >/dev/null 2>&1 && echo --nbval notebooks --nbval-sanitize-with notebooks/sanitize.cfg); \
+	@$(NOTEBOOK_ENV) $(PY) -m pytest tests $$(ls notebooks/*.ipynb >/dev/null 2>&1 && echo --nbval --nbval-current-env notebooks --nbval-sanitize-with notebooks/sanitize.cfg); \
 	rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest: no tests collected"; rc=0; fi; exit $$rc
 
 lab: setup

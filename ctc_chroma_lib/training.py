@@ -387,7 +387,8 @@ def make_tf_dataset(examples, kind, batch_frames, seed=None):
         seed (int): Seed of the batch order; ``None`` keeps a fixed order (validation)
 
     Returns:
-        dataset (tf.data.Dataset): yields ``(x, y)`` as in :func:`pad_batch`
+        dataset (tf.data.Dataset): Endless; yields ``(x, y)`` as in :func:`pad_batch`
+        steps (int): Batches per epoch
     """
     import tensorflow as tf
 
@@ -401,10 +402,13 @@ def make_tf_dataset(examples, kind, batch_frames, seed=None):
             yield pad_batch([examples[i] for i in batch], kind)
 
     n_bins, n_harmonics = examples[0].x.shape[1:]
-    y_shape = (None, None)
     signature = (tf.TensorSpec((None, None, n_bins, n_harmonics), tf.float32),
-                 tf.TensorSpec(y_shape, tf.int32))
-    return tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(2)
+                 tf.TensorSpec((None, None), tf.int32))
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    # The number of batches is the same every epoch (only their order changes), so the
+    # dataset repeats and fit() is told the steps per epoch.
+    steps = len(length_batches(lengths, batch_frames))
+    return dataset.repeat().prefetch(2), steps
 
 
 def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
@@ -450,8 +454,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     _set_determinism(config.seed)
     train_examples = load_examples(train_items, config.kind, config.margin, progress)
     valid_examples = load_examples(valid_items, config.kind, config.margin, progress)
-    train_data = make_tf_dataset(train_examples, config.kind, config.batch_frames, config.seed)
-    valid_data = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
+    train_data, train_steps = make_tf_dataset(train_examples, config.kind, config.batch_frames,
+                                              config.seed)
+    valid_data, valid_steps = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
 
     model = build_training_model(resolve_precision(config.precision))
     if config.init:
@@ -474,8 +479,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     if verbose is None:
         verbose = 1 if progress and os.isatty(2) else 2
     started = time.perf_counter()
-    model.fit(train_data, validation_data=valid_data, epochs=config.epochs,
-              callbacks=callbacks, verbose=verbose if progress else 0)
+    model.fit(train_data, steps_per_epoch=train_steps, validation_data=valid_data,
+              validation_steps=valid_steps, epochs=config.epochs, callbacks=callbacks,
+              verbose=verbose if progress else 0)
     seconds = time.perf_counter() - started
 
     weights_path = out_dir / f'{name}.weights.h5'

@@ -150,3 +150,28 @@ def test_training_log_keeps_the_last_entry_of_resumed_epochs(tmp_path):
     assert [r['loss'] for r in rows] == [5, 3.5, 3]
     training.plot_training_log(log, tmp_path / 'x.png')
     assert (tmp_path / 'x.png').stat().st_size > 1000
+
+
+def test_train_writes_weights_config_log_and_curves(tmp_path, monkeypatch):
+    from ctc_chroma_lib.dataset import load_dataset
+    from ctc_chroma_lib.model import load_model
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
+    items = load_dataset()
+    train_items = [it for it in items if it.fold == 1][:2]
+    valid_items = [it for it in items if it.fold == 4][:1]
+    config = training.TrainingConfig(epochs=2, precision='float32', jit_compile=False)
+    summary = training.train(config, train_items, valid_items, tmp_path / 'out', progress=False)
+    out = tmp_path / 'out'
+    for suffix in ('.weights.h5', '.json', '.log.csv', '.png'):
+        assert (out / f'teaching-ctc{suffix}').is_file(), suffix
+    assert summary['epochs_run'] == 2 and summary['train_items'] == [it.mtd_id for it in train_items]
+    assert not list(out.glob('.teaching-ctc*'))  # no backup or temporary best weights left
+    model = load_model(str(out / 'teaching-ctc.weights.h5'))
+    assert model.output_shape[-1] == 13
+
+
+def test_train_command_reports_a_missing_dataset(tmp_path, capsys):
+    from ctc_chroma_lib.cli import main
+    assert main(['train', '--dataset', str(tmp_path / 'nothing'), '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'nothing' in err[0]

@@ -15,16 +15,7 @@ MODEL_ALIASES = {'ctc': 'teaching', 'strong': 'teaching-strong', 'linear': 'teac
 
 
 def add_parser(subparsers):
-    """Register the ``chroma`` subcommand.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
-    Args:
-        subparsers (argparse._SubParsersAction): Subparsers of the ``ctc-chroma`` parser
-
-    Returns:
-        parser (argparse.ArgumentParser): The subcommand's parser
-    """
+    """Register the ``chroma`` subcommand on the ``ctc-chroma`` parser."""
     parser = subparsers.add_parser(
         'chroma', help='compute learned (or standard) chroma features of audio files',
         description='Compute chroma features (25 Hz) of audio files; writes DIR/<stem>.npz '

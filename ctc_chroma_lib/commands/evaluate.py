@@ -10,16 +10,7 @@ from ..errors import CTCChromaError
 
 
 def add_parser(subparsers):
-    """Register the ``evaluate`` subcommand.
-
-    Notebook: 06_Retrieval.ipynb
-
-    Args:
-        subparsers (argparse._SubParsersAction): Subparsers of the ``ctc-chroma`` parser
-
-    Returns:
-        parser (argparse.ArgumentParser): The subcommand's parser
-    """
+    """Register the ``evaluate`` subcommand on the ``ctc-chroma`` parser."""
     from ..evaluation import DEFAULT_KINDS, DEFAULT_PUBLISHED, DEFAULT_TEMPO, TEST_FOLDS
     parser = subparsers.add_parser(
         'evaluate', help='theme-to-recording retrieval evaluation of chroma feature types',

@@ -5,16 +5,7 @@ Notebook: 06_Retrieval.ipynb
 
 
 def add_parser(subparsers):
-    """Register the ``index`` subcommand.
-
-    Notebook: 06_Retrieval.ipynb
-
-    Args:
-        subparsers (argparse._SubParsersAction): Subparsers of the ``ctc-chroma`` parser
-
-    Returns:
-        parser (argparse.ArgumentParser): The subcommand's parser
-    """
+    """Register the ``index`` subcommand on the ``ctc-chroma`` parser."""
     parser = subparsers.add_parser(
         'index', help='compute the chroma of every recording in a folder (incremental)',
         description='Compute chroma features of all audio files below DIR into an index '

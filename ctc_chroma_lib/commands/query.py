@@ -7,16 +7,7 @@ import math
 
 
 def add_parser(subparsers):
-    """Register the ``query`` subcommand.
-
-    Notebook: 06_Retrieval.ipynb
-
-    Args:
-        subparsers (argparse._SubParsersAction): Subparsers of the ``ctc-chroma`` parser
-
-    Returns:
-        parser (argparse.ArgumentParser): The subcommand's parser
-    """
+    """Register the ``query`` subcommand on the ``ctc-chroma`` parser."""
     parser = subparsers.add_parser(
         'query', help='rank the recordings of an index by how well they match a theme',
         description='Match a monophonic theme (MIDI, MusicXML/MXL, kern, ABC, MEI or note-list '
