@@ -41,17 +41,19 @@ class TrainingConfig:
     kind: str = 'ctc'
     train_folds: tuple = (1, 2, 3)
     valid_folds: tuple = (4,)
-    epochs: int = 10
-    batch_frames: int = 1200
+    epochs: int = 8
+    batch_frames: int = 1024
     """Frames per batch: items of similar length are grouped until this many frames."""
     learning_rate: float = 1e-3
     patience: int = 3
     margin: float = 0.0
     """Seconds added before and after the weak segment (``ctc`` and ``linear``)."""
     seed: int = 0
-    init: str = ''
-    """Optional initial weights (model spec as in :func:`model.load_model`); empty = random."""
-    jit_compile: bool = True
+    init: str = 'harmonic-prior'
+    """Initial weights: 'harmonic-prior' (see :func:`harmonic_prior_init`), '' (random), or
+    a model spec as in :func:`model.load_model`."""
+    jit_compile: bool = False
+    """XLA compilation; off by default: every new batch shape (lengths vary) recompiles."""
     precision: str = 'auto'
     """'float32', 'mixed_bfloat16' or 'auto' (bfloat16 compute where the CPU has native
     bfloat16 instructions: about 1.5x the frames per second; the weights stay float32)."""
@@ -216,48 +218,62 @@ def load_examples(items, kind, margin=0.0, progress=True):
     return examples
 
 
-def length_batches(lengths, batch_frames, rng=None):
+FRAME_QUANTUM = 128
+"""Batches are padded to a multiple of this many frames, so that only a few batch shapes
+occur: every new shape costs TensorFlow/oneDNN a new set of compiled kernels."""
+
+
+def padded_length(n_frames, quantum=FRAME_QUANTUM):
+    """``n_frames`` rounded up to a multiple of ``quantum``.
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    return -(-int(n_frames) // quantum) * quantum
+
+
+def length_batches(lengths, batch_frames, rng=None, quantum=FRAME_QUANTUM):
     """Group example indices into batches of similar length with about ``batch_frames`` frames.
 
     Notebook: 04_Model_and_Training.ipynb
 
-    Sorting by length keeps the padding small (a batch costs ``size × longest``); the
-    order of the batches is shuffled with ``rng`` every epoch.
+    Examples are sorted by length and cut into groups of the same padded length
+    (:func:`padded_length`); a group of padded length ``P`` is split into batches of
+    ``max(1, batch_frames // P)`` examples. Padding stays small and only a few distinct
+    batch shapes occur. The order of the batches is shuffled with ``rng`` every epoch.
 
     Args:
         lengths (sequence of int): Number of frames of each example
         batch_frames (int): Target number of (padded) frames per batch
         rng (np.random.Generator): Shuffles the batch order when given (Default value = None)
+        quantum (int): Padding granularity in frames (Default value = FRAME_QUANTUM)
 
     Returns:
         batches (list of np.ndarray): Example indices of each batch
     """
     order = np.argsort(np.asarray(lengths), kind='stable')
-    batches, current = [], []
-    for idx in order:
-        longest = max([lengths[i] for i in current] + [lengths[idx]])
-        if current and longest * (len(current) + 1) > batch_frames:
-            batches.append(np.array(current))
-            current = []
-        current.append(idx)
-    if current:
-        batches.append(np.array(current))
+    padded = np.array([padded_length(lengths[i], quantum) for i in order])
+    batches = []
+    for value in np.unique(padded):
+        group = order[padded == value]
+        size = max(1, batch_frames // int(value))
+        batches.extend(group[i:i + size] for i in range(0, len(group), size))
     if rng is not None:
         rng.shuffle(batches)
     return batches
 
 
-def pad_batch(examples, kind):
+def pad_batch(examples, kind, quantum=FRAME_QUANTUM):
     """Pad a list of examples to one batch: inputs, targets and per-item lengths.
 
     Notebook: 04_Model_and_Training.ipynb
 
     Returns:
-        x (np.ndarray): (B, T_max, 216, 6) float32, zero padded
+        x (np.ndarray): (B, T_max, 216, 6) float32, zero padded to a multiple of ``quantum``
+            frames (``quantum=1``: no extra padding)
         y (np.ndarray): for ``ctc``: (B, 2 + L_max) int32 rows ``[T_i, L_i, labels…]``;
             for ``strong``/``linear``: (B, T_max) int32 frame labels, ``-1`` on padding
     """
-    t_max = max(len(e.x) for e in examples)
+    t_max = padded_length(max(len(e.x) for e in examples), quantum)
     x = np.zeros((len(examples), t_max) + examples[0].x.shape[1:], dtype=np.float32)
     for i, e in enumerate(examples):
         x[i, :len(e.x)] = e.x
@@ -367,6 +383,136 @@ def build_training_model(precision='float32'):
         keras.mixed_precision.set_global_policy(previous)
 
 
+HARMONIC_PRIOR_NOISE = 0.1
+"""Scale of the random initial weights that remain beside the pass-through path."""
+
+
+def harmonic_prior_init(model, gain=20.0, offset=3.0, noise=HARMONIC_PRIOR_NOISE,
+                        harmonic_channel=1):
+    """Initialize the salience stack as a pass-through of the fundamental's CQT channel.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    With random weights, the salience starts flat, the 12 chroma logits carry no
+    information and CTC training first settles on predicting blank everywhere (the
+    "blank plateau": the loss sums over so many alignments that a near-uniform model is
+    already a local optimum), which it leaves only after many epochs. Here channel 0 of
+    every convolution starts as a copy of the harmonic-1 HCQT bin (centre tap 1, the
+    random weights scaled by ``noise``), and the final 1x1 convolution maps it to
+    ``sigmoid(gain * x - offset)``: the initial chroma is a plain CQT chroma, and the
+    CTC loss refines it from the first step. No data or labels are involved.
+
+    Args:
+        model (keras.Model): Model from :func:`model.build_model` (modified in place)
+        gain (float): Slope of the initial salience (Default value = 20.0)
+        offset (float): Offset of the initial salience (Default value = 3.0)
+        noise (float): Scale of the remaining random weights (Default value = 0.1)
+        harmonic_channel (int): HCQT channel of harmonic 1 (Default value = 1)
+    """
+    from .model import CONV_LAYERS
+
+    source = harmonic_channel
+    for name, _, _ in CONV_LAYERS:
+        layer = model.get_layer(name)
+        kernel, bias = [np.array(w) for w in layer.get_weights()]
+        kernel *= noise
+        kernel[:, :, :, 0] = 0.0
+        # "same" padding centres an even kernel at tap (k - 1) // 2
+        kernel[(kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2, source, 0] = 1.0
+        bias[:] = 0.0
+        layer.set_weights([kernel, bias])
+        source = 0
+    squishy = model.get_layer('squishy')
+    kernel, bias = [np.array(w) for w in squishy.get_weights()]
+    kernel *= noise
+    kernel[0, 0, 0, 0] = gain
+    bias[:] = -offset
+    squishy.set_weights([kernel, bias])
+
+
+TRAINING_WINDOW = 128
+"""Frames per window of the windowed training forward pass (see :func:`windowed_model`)."""
+
+
+def windowed_model(model, window=TRAINING_WINDOW):
+    """Wrap the chroma model so that training runs it on fixed-size windows of the batch.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    TensorFlow's CPU convolutions are many times slower per frame for a batch of one or two
+    long sequences than for many short ones (the weight gradients parallelize over the
+    batch). The wrapper cuts every padded sequence (length a multiple of ``window``) into
+    windows of ``window`` frames plus :data:`model.CONTEXT_FRAMES` of real neighbouring
+    frames on each side, runs the model on all windows as one batch and puts the window
+    centres back together. Since no output frame of the model sees further than
+    ``CONTEXT_FRAMES``, every output equals that of one pass over the whole sequence,
+    except within ``CONTEXT_FRAMES`` of a sequence's ends, where the context is zero input
+    instead of the layers' zero padding.
+
+    Args:
+        model (keras.Model): Model from :func:`model.build_model` (its weights are shared)
+        window (int): Frames per window (Default value = TRAINING_WINDOW)
+
+    Returns:
+        wrapper (keras.Model): Input (batch, T, 216, 6) with T a multiple of ``window``,
+            output (batch, T, 13)
+    """
+    import keras
+    import tensorflow as tf
+
+    from .model import CONTEXT_FRAMES
+
+    context = CONTEXT_FRAMES
+
+    class WindowedForward(keras.layers.Layer):
+        def __init__(self, inner, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+
+        def call(self, x, training=None):
+            batch, n_frames = tf.shape(x)[0], tf.shape(x)[1]
+            n_windows = n_frames // window
+            padded = tf.pad(x, [[0, 0], [context, context], [0, 0], [0, 0]])
+            index = (tf.range(n_windows)[:, None] * window
+                     + tf.range(window + 2 * context)[None, :])
+            windows = tf.gather(padded, index, axis=1)
+            windows = tf.reshape(windows, [batch * n_windows, window + 2 * context,
+                                           x.shape[2], x.shape[3]])
+            out = self.inner(windows, training=training)[:, context:context + window]
+            return tf.reshape(out, [batch, n_windows * window, out.shape[-1]])
+
+    inputs = keras.Input(shape=model.input_shape[1:], name='hcqt_windows')
+    outputs = WindowedForward(model, name='windowed', dtype=model.dtype_policy)(inputs)
+    return keras.Model(inputs, outputs, name=f'{model.name}_windowed')
+
+
+def best_weights_checkpoint(model, path):
+    """A Keras callback saving ``model``'s weights to ``path`` whenever val_loss improves.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    (The trained wrapper of :func:`windowed_model` is not what is shipped: the inner
+    model's weights are.)
+    """
+    import keras
+
+    class BestWeights(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.best = np.inf
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get('val_loss', np.inf)
+            if value < self.best:
+                self.best = value
+                # Keras wants the .weights.h5 suffix, so the temporary file keeps it.
+                partial = str(path)[:-len('.weights.h5')] + '.partial.weights.h5'
+                model.save_weights(partial)
+                os.replace(partial, path)
+
+    return BestWeights()
+
+
 def _set_determinism(seed):
     import keras
     import tensorflow as tf
@@ -459,10 +605,13 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     valid_data, valid_steps = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
 
     model = build_training_model(resolve_precision(config.precision))
-    if config.init:
+    if config.init == 'harmonic-prior':
+        harmonic_prior_init(model)
+    elif config.init:
         model.set_weights(load_model(config.init).get_weights())
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=LOSSES[config.kind], jit_compile=config.jit_compile)
+    trainer = windowed_model(model)
+    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                    loss=LOSSES[config.kind], jit_compile=config.jit_compile)
 
     frames_per_epoch = int(sum(len(e.x) for e in train_examples))
     log_path = out_dir / f'{name}.log.csv'
@@ -471,15 +620,14 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir)),
         timer,
-        keras.callbacks.ModelCheckpoint(str(best_path), monitor='val_loss',
-                                        save_best_only=True, save_weights_only=True),
+        best_weights_checkpoint(model, best_path),
         keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience),
         keras.callbacks.CSVLogger(str(log_path), append=True),
     ]
     if verbose is None:
         verbose = 1 if progress and os.isatty(2) else 2
     started = time.perf_counter()
-    model.fit(train_data, steps_per_epoch=train_steps, validation_data=valid_data,
+    trainer.fit(train_data, steps_per_epoch=train_steps, validation_data=valid_data,
               validation_steps=valid_steps, epochs=config.epochs, callbacks=callbacks,
               verbose=verbose if progress else 0)
     seconds = time.perf_counter() - started

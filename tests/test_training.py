@@ -57,11 +57,27 @@ def test_linear_frame_labels_stretch_the_score_over_the_weak_segment():
 
 def test_length_batches_group_similar_lengths_within_budget():
     lengths = [10, 200, 12, 190, 11, 205]
-    batches = training.length_batches(lengths, batch_frames=420)
+    batches = training.length_batches(lengths, batch_frames=420, quantum=16)
     assert sorted(np.concatenate(batches).tolist()) == list(range(6))
     for b in batches:
-        assert max(lengths[i] for i in b) * len(b) <= 420 or len(b) == 1
+        assert training.padded_length(max(lengths[i] for i in b), 16) * len(b) <= 420
     assert any(set(b.tolist()) == {0, 2, 4} for b in batches)
+
+
+def test_length_batches_use_few_padded_shapes():
+    lengths = list(range(30, 330, 7))
+    batches = training.length_batches(lengths, batch_frames=512, quantum=64)
+    shapes = {(len(b), training.padded_length(max(lengths[i] for i in b), 64)) for b in batches}
+    padded = {training.padded_length(n, 64) for n in lengths}
+    assert len(shapes) <= 2 * len(padded)
+    for b in batches:
+        assert len(b) * training.padded_length(max(lengths[i] for i in b), 64) <= 512 or len(b) == 1
+
+
+def test_pad_batch_pads_to_the_frame_quantum():
+    ex = make_examples(np.random.default_rng(0))
+    x, y = training.pad_batch(ex[:2], 'ctc')
+    assert x.shape[1] == training.FRAME_QUANTUM and y[:, 0].tolist() == [30, 40]
 
 
 def test_length_batches_shuffle_is_seeded():
@@ -82,7 +98,7 @@ def make_examples(rng, n=4, t=(30, 40, 35, 50)):
 
 def test_pad_batch_ctc_carries_lengths():
     ex = make_examples(np.random.default_rng(0))
-    x, y = training.pad_batch(ex[:2], 'ctc')
+    x, y = training.pad_batch(ex[:2], "ctc", quantum=1)
     assert x.shape == (2, 40, 216, 6)
     assert y[:, 0].tolist() == [30, 40] and y[:, 1].tolist() == [4, 4]
     assert np.all(x[0, 30:] == 0)
@@ -90,7 +106,7 @@ def test_pad_batch_ctc_carries_lengths():
 
 def test_pad_batch_framewise_marks_padding():
     ex = make_examples(np.random.default_rng(0))
-    _, y = training.pad_batch(ex[:2], 'strong')
+    _, y = training.pad_batch(ex[:2], "strong", quantum=1)
     assert y.shape == (2, 40) and np.all(y[0, 30:] == -1) and np.all(y[1] >= 0)
 
 
@@ -175,3 +191,32 @@ def test_train_command_reports_a_missing_dataset(tmp_path, capsys):
     assert main(['train', '--dataset', str(tmp_path / 'nothing'), '--out', str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'nothing' in err[0]
+
+
+def test_harmonic_prior_init_passes_the_fundamental_bin_through():
+    import keras
+    from ctc_chroma_lib.model import build_model
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    training.harmonic_prior_init(model)
+    hcqt = np.zeros((1, 20, 216, 6), dtype=np.float32)
+    hcqt[0, :, 64, 1] = 1.0  # harmonic-1 bin 64: chroma (64 // 3) % 12 = 9 = A
+    hcqt[0, :, 100, 3] = 1.0  # another harmonic channel must not pass through
+    salience = keras.Model(model.input, model.get_layer('salience').output)(hcqt).numpy()
+    assert int(np.argmax(salience[0, 10])) == 64
+    assert salience[0, 10, 64] > 0.9 and salience[0, 10, 100] < 0.2
+    probs = model(hcqt).numpy()
+    assert int(np.argmax(probs[0, 10, :12])) == 9
+
+
+def test_windowed_training_model_equals_the_model_away_from_the_ends():
+    import keras
+    from ctc_chroma_lib.model import CONTEXT_FRAMES, build_model
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    x = np.random.default_rng(0).random((2, 256, 216, 6), dtype=np.float32)
+    full = model(x).numpy()
+    windowed = training.windowed_model(model, window=64)(x).numpy()
+    assert windowed.shape == full.shape
+    inner = slice(CONTEXT_FRAMES, 256 - CONTEXT_FRAMES)
+    np.testing.assert_allclose(windowed[:, inner], full[:, inner], atol=1e-5)

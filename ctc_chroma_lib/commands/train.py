@@ -36,9 +36,9 @@ def add_parser(subparsers):
                         help='seconds added around the weak segment')
     parser.add_argument('--seed', type=int, default=defaults.seed)
     parser.add_argument('--init', default=defaults.init,
-                        help='initial weights (model spec), default: random')
-    parser.add_argument('--no-jit', dest='jit_compile', action='store_false',
-                        help='do not compile the training step with XLA')
+                        help='initial weights: harmonic-prior (default), "" for random, or a model spec')
+    parser.add_argument('--jit', dest='jit_compile', action='store_true',
+                        help='compile the training step with XLA (recompiles per batch shape)')
     parser.add_argument('--precision', choices=('auto', 'float32', 'mixed_bfloat16'),
                         default=defaults.precision,
                         help='compute precision (auto: bfloat16 where the CPU supports it)')
