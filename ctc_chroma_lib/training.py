@@ -46,6 +46,10 @@ class TrainingConfig:
     """Frames per batch: items of similar length are grouped until this many frames."""
     learning_rate: float = 1e-3
     patience: int = 3
+    monitor: str = ''
+    """What selects the shipped epoch and stops training: 'val_loss', 'val_mrr' (retrieval
+    MRR on the validation fold) or '' = 'val_mrr' for ctc, 'val_loss' otherwise (see
+    :func:`validation_retrieval`)."""
     margin: float = 0.0
     """Seconds added before and after the weak segment (``ctc`` and ``linear``)."""
     seed: int = 0
@@ -486,15 +490,72 @@ def windowed_model(model, window=TRAINING_WINDOW):
     return keras.Model(inputs, outputs, name=f'{model.name}_windowed')
 
 
-def best_weights_checkpoint(model, path):
-    """A Keras callback saving ``model``'s weights to ``path`` whenever val_loss improves.
+def monitored_metric(config):
+    """The validation quantity that selects the shipped epoch (``config.monitor`` resolved).
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    if config.monitor:
+        if config.monitor not in ('val_loss', 'val_mrr'):
+            raise CTCChromaError(f'unknown monitor {config.monitor!r}; use val_loss or val_mrr')
+        return config.monitor
+    return 'val_mrr' if config.kind == 'ctc' else 'val_loss'
+
+
+def validation_retrieval(model, items, progress=False):
+    """A Keras callback adding ``val_mrr``: theme retrieval MRR on the validation items.
 
     Notebook: 04_Model_and_Training.ipynb
 
-    (The trained wrapper of :func:`windowed_model` is not what is shipped: the inner
-    model's weights are.)
+    Why CTC training is selected by retrieval rather than by its loss: with this model the
+    CTC loss has a deep local optimum, the *blank plateau*, in which the blank takes
+    almost all probability in every frame and the salience (and so the chroma) collapses to
+    a constant. Because the loss sums over all alignments, such a model already scores a
+    low loss, so the validation loss keeps falling while the chroma becomes useless for
+    retrieval. Every epoch, the callback computes the chroma of the validation recordings
+    with the current weights and lets every validation theme query them (the evaluation
+    protocol of notebook 06).
+
+    Args:
+        model (keras.Model): The chroma model being trained (not the windowed wrapper)
+        items (list of dataset.Item): Validation items
+        progress (bool): Progress bars (Default value = False)
+
+    Returns:
+        callback (keras.callbacks.Callback)
     """
     import keras
+
+    from .chroma import postprocess
+    from .evaluation import evaluate_kind, retrieval_metrics
+    from .features import hcqt_file
+    from .model import predict_probs
+
+    class ValidationRetrieval(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            database = {}
+            for item in items:
+                hcqt, _ = hcqt_file(item.audio_path)
+                database[str(item.audio_path)] = postprocess(predict_probs(model, hcqt))
+            ranks = evaluate_kind(items, database, progress=progress)
+            mrr = retrieval_metrics([r for fold in ranks.values() for _, r in fold])['mrr']
+            if logs is not None:
+                logs['val_mrr'] = round(mrr, 4)
+
+    return ValidationRetrieval()
+
+
+def best_weights_checkpoint(model, path, monitor='val_loss'):
+    """A Keras callback saving ``model``'s weights to ``path`` whenever ``monitor`` improves.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    ``val_loss`` improves downwards, ``val_mrr`` upwards. (The trained wrapper of
+    :func:`windowed_model` is not what is shipped: the inner model's weights are.)
+    """
+    import keras
+
+    sign = -1.0 if monitor == 'val_mrr' else 1.0
 
     class BestWeights(keras.callbacks.Callback):
         def __init__(self):
@@ -502,7 +563,7 @@ def best_weights_checkpoint(model, path):
             self.best = np.inf
 
         def on_epoch_end(self, epoch, logs=None):
-            value = (logs or {}).get('val_loss', np.inf)
+            value = sign * (logs or {}).get(monitor, sign * np.inf)
             if value < self.best:
                 self.best = value
                 # Keras wants the .weights.h5 suffix, so the temporary file keeps it.
@@ -617,11 +678,14 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     log_path = out_dir / f'{name}.log.csv'
     best_path = out_dir / f'.{name}.best.weights.h5'
     timer = epoch_timer(frames_per_epoch)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        timer,
-        best_weights_checkpoint(model, best_path),
-        keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience),
+    monitor = monitored_metric(config)
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), timer]
+    if monitor == 'val_mrr':
+        callbacks.append(validation_retrieval(model, valid_items))
+    callbacks += [
+        best_weights_checkpoint(model, best_path, monitor),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
+                                      mode='max' if monitor == 'val_mrr' else 'min'),
         keras.callbacks.CSVLogger(str(log_path), append=True),
     ]
     if verbose is None:
@@ -636,7 +700,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     if best_path.exists():
         os.replace(best_path, weights_path)
     history = read_training_log(log_path)
-    best = min(history, key=lambda row: row['val_loss']) if history else {}
+    sign = -1.0 if monitor == 'val_mrr' else 1.0
+    best = min(history, key=lambda row: sign * row[monitor]) if history else {}
     summary = {
         'name': name,
         'config': asdict(config),
@@ -645,7 +710,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
         'train_frames_per_epoch': frames_per_epoch,
         'epochs_run': len(history),
         'best_epoch': int(best.get('epoch', -1)) + 1,
+        'monitor': monitor,
         'best_val_loss': best.get('val_loss'),
+        'best_val_mrr': best.get('val_mrr'),
         'seconds_this_run': round(seconds, 1),
         'median_train_frames_per_second': timer.median_frames_per_second(),
         'weights': weights_path.name,
@@ -725,7 +792,16 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None):
     ax.set_xlabel('Epoch')
     ax.set_ylabel('Loss per item')
     ax.set_title(title or Path(log_path).stem)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if history and all('val_mrr' in r for r in history):
+        mrr_ax = ax.twinx()
+        mrr_ax.plot(epochs, [r['val_mrr'] for r in history], 'd--', color='tab:green',
+                    label='validation MRR')
+        mrr_ax.set_ylabel('Validation MRR')
+        mrr_ax.set_ylim(0, 1)
+        more_handles, more_labels = mrr_ax.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
+    ax.legend(handles, labels, fontsize='small')
     ax.grid(alpha=0.3)
     if own:
         fig.tight_layout()

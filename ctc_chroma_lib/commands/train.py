@@ -32,6 +32,9 @@ def add_parser(subparsers):
     parser.add_argument('--batch-frames', type=int, default=defaults.batch_frames)
     parser.add_argument('--learning-rate', type=float, default=defaults.learning_rate)
     parser.add_argument('--patience', type=int, default=defaults.patience)
+    parser.add_argument('--monitor', choices=('', 'val_loss', 'val_mrr'), default=defaults.monitor,
+                        help='what selects the shipped epoch (default: val_mrr for ctc, '
+                             'val_loss otherwise)')
     parser.add_argument('--margin', type=float, default=defaults.margin,
                         help='seconds added around the weak segment')
     parser.add_argument('--seed', type=int, default=defaults.seed)
@@ -56,7 +59,9 @@ def run(args):
     train_items, valid_items = split_items(items, config.train_folds, config.valid_folds)
     summary = train(config, train_items, valid_items, args.out, name=args.name,
                     resume=not args.restart)
-    print(f"{summary['name']}: best validation loss {summary['best_val_loss']:.3f} at epoch "
+    mrr = summary.get('best_val_mrr')
+    print(f"{summary['name']}: best validation loss {summary['best_val_loss']:.3f}"
+          f"{'' if mrr is None else f', validation MRR {mrr:.3f}'} at epoch "
           f"{summary['best_epoch']} of {summary['epochs_run']}; "
           f"{summary['median_train_frames_per_second']} frames/s; "
           f"weights in {args.out}/{summary['weights']}", file=sys.stdout)
