@@ -777,15 +777,17 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None):
 
     Notebook: 04_Model_and_Training.ipynb
     """
-    import matplotlib
-    if png_path is not None and ax is None:
-        matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
-
     history = read_training_log(log_path)
     epochs = [int(r['epoch']) + 1 for r in history]
     own = ax is None
-    if own:
+    if own and png_path is not None:
+        # A figure outside pyplot: saving it touches neither the backend nor the figures
+        # of a notebook that calls this.
+        from matplotlib.figure import Figure
+        fig = Figure(figsize=(6, 3.2))
+        ax = fig.subplots()
+    elif own:
+        import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.plot(epochs, [r['loss'] for r in history], 'o-', label='training loss')
     ax.plot(epochs, [r['val_loss'] for r in history], 's-', label='validation loss')
@@ -808,7 +810,6 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None):
         if png_path is not None:
             with atomic_path(png_path) as tmp:
                 fig.savefig(tmp, dpi=80)
-            plt.close(fig)
     return ax
 
 
