@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import soundfile as sf
 
-from .constants import HCQT
+from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 
 
@@ -115,3 +115,20 @@ def audio_duration(path):
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         data, file_sr = _read_frames(path)
         return data.shape[0] / float(file_sr)
+
+
+def check_audio_duration(path):
+    """Raise CTCChromaError unless ``path`` is a readable audio file of at least one 25 Hz frame.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        path (str or Path): Audio file
+
+    Returns:
+        duration (float): Duration in seconds
+    """
+    duration = audio_duration(path)
+    if duration < 1.0 / FEATURE_RATE:
+        raise CTCChromaError(f'audio file is shorter than one frame ({1000 / FEATURE_RATE:g} ms): {path}')
+    return duration

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import check_audio_duration
 from .constants import BLANK_INDEX, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 
@@ -107,7 +108,7 @@ def learned_chroma(y_or_path, model='teaching', cache=True):
     from .model import predict_probs
 
     if isinstance(y_or_path, (str, os.PathLike)):
-        check_audio_file(y_or_path)
+        check_audio_duration(y_or_path)
         hcqt, times = features.hcqt_file(y_or_path, cache_dir=None if cache else False)
     else:
         y = np.asarray(y_or_path, dtype=np.float32)
@@ -117,24 +118,6 @@ def learned_chroma(y_or_path, model='teaching', cache=True):
         hcqt, times = features.hcqt(y, sr=HCQT.sr)
     probs = predict_probs(_as_model(model), hcqt)
     return postprocess(probs), probs, np.asarray(times, dtype=np.float32)
-
-
-def check_audio_file(path):
-    """Raise CTCChromaError unless ``path`` is a readable audio file of at least one frame.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
-    Args:
-        path (str or Path): Audio file
-
-    Returns:
-        duration (float): Duration in seconds
-    """
-    from .audio import audio_duration
-    duration = audio_duration(path)
-    if duration < 1.0 / FEATURE_RATE:
-        raise CTCChromaError(f'audio file is shorter than one frame ({1000 / FEATURE_RATE:g} ms): {path}')
-    return duration
 
 
 def resolve_kind(kind):
@@ -249,7 +232,7 @@ def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
         probs (np.ndarray or None): Only if ``return_probs``
     """
     spec = resolve_kind(kind)
-    check_audio_file(audio_path)
+    check_audio_duration(audio_path)
     path = chroma_cache_path(audio_path, kind) if cache else None
     if path is not None and path.is_file():
         try:

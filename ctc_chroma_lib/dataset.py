@@ -26,14 +26,14 @@ The real MTD's own metadata and folder names (its release uses the MTDID, WorkID
 ComposerID, StartTime and EndTime columns and per-modality ``data_*`` folders) may need
 renaming to this layout; the error messages name what is missing.
 """
-import csv
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
 from .errors import CTCChromaError
-from .themes import ThemeNote, check_monophonic, read_alignment_csv, read_theme_csv
+from .themes import (ThemeNote, check_monophonic, read_alignment_csv, read_semicolon_csv,
+                     read_theme_csv)
 
 DEFAULT_DATASET = Path(__file__).resolve().parents[1] / 'data' / 'MTD-teaching'
 REQUIRED_COLUMNS = ('MTDID', 'WorkID', 'ComposerID', 'StartTime', 'EndTime')
@@ -114,18 +114,7 @@ def read_metadata(path: Path) -> List[dict]:
     Returns:
         rows (list of dict): One dict of strings per item
     """
-    try:
-        with open(path, newline='', encoding='utf-8') as f:
-            reader = csv.DictReader(f, delimiter=';')
-            missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-            if missing:
-                raise CTCChromaError(f'{path}: missing column(s) {", ".join(missing)} '
-                                     f'(required: {";".join(REQUIRED_COLUMNS)})')
-            return list(reader)
-    except FileNotFoundError:
-        raise CTCChromaError(f'{path}: file not found') from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise CTCChromaError(f'{path}: cannot read ({e})') from None
+    return read_semicolon_csv(path, REQUIRED_COLUMNS)
 
 
 def parse_seconds(text):

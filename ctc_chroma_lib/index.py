@@ -27,6 +27,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
+from .audio import check_audio_duration
 from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import atomic_path
@@ -234,7 +235,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         todo.append((rel, path, stat, digest, entry is not None))
     # check every file to be (re)computed before writing anything
     for _, path, _, _, _ in todo:
-        chroma.check_audio_file(path)
+        check_audio_duration(path)
 
     for rel in removed:
         del manifest['files'][rel]

@@ -74,9 +74,14 @@ def check_monophonic(notes: Sequence[ThemeNote], name: str = 'theme', tol: float
                                  f'overlap at {notes[i].start:.3f} s)')
 
 
-def _read_rows(path, required):
+def read_semicolon_csv(path, required):
+    """Rows of a semicolon-separated CSV file as dicts; CTCChromaError naming the file if it
+    is missing, unreadable or lacks a ``required`` column.
+
+    Notebook: 01_Task_and_Data.ipynb
+    """
     try:
-        with open(path, newline='') as f:
+        with open(path, newline='', encoding='utf-8') as f:
             reader = csv.DictReader(f, delimiter=';')
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
@@ -108,7 +113,7 @@ def read_theme_csv(path) -> List[ThemeNote]:
     Returns:
         notes (list of ThemeNote): Notes sorted by onset
     """
-    rows = _read_rows(path, THEME_CSV_COLUMNS[:3])
+    rows = read_semicolon_csv(path, THEME_CSV_COLUMNS[:3])
     notes = []
     for row in rows:
         beats = [row.get(c) for c in THEME_CSV_COLUMNS[3:]]
@@ -141,7 +146,7 @@ def read_alignment_csv(path) -> List[ThemeNote]:
         notes (list of ThemeNote): Aligned notes (start and duration in recording seconds)
     """
     notes = []
-    for row in _read_rows(path, ALIGNMENT_CSV_COLUMNS):
+    for row in read_semicolon_csv(path, ALIGNMENT_CSV_COLUMNS):
         start, end = _number(row, 'Start', path), _number(row, 'End', path)
         notes.append(ThemeNote(start=start, duration=end - start,
                                pitch=_number(row, 'Pitch', path, int)))

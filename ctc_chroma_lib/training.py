@@ -532,11 +532,15 @@ def validation_retrieval(model, items, progress=False):
     from .model import predict_probs
 
     class ValidationRetrieval(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.hcqts = None  # loaded once, on the first epoch's end
+
         def on_epoch_end(self, epoch, logs=None):
-            database = {}
-            for item in items:
-                hcqt, _ = hcqt_file(item.audio_path)
-                database[str(item.audio_path)] = postprocess(predict_probs(model, hcqt))
+            if self.hcqts is None:
+                self.hcqts = {str(it.audio_path): hcqt_file(it.audio_path)[0] for it in items}
+            database = {path: postprocess(predict_probs(model, hcqt))
+                        for path, hcqt in self.hcqts.items()}
             ranks = evaluate_kind(items, database, progress=progress)
             mrr = retrieval_metrics([r for fold in ranks.values() for _, r in fold])['mrr']
             if logs is not None:

@@ -61,12 +61,13 @@ def run(args):
     from tqdm import tqdm
 
     from .. import chroma as chroma_lib
+    from ..audio import check_audio_duration
     from ..fileio import atomic_path
 
     paths = [Path(p) for p in args.audio]
     stems = {}
     for path in paths:
-        chroma_lib.check_audio_file(path)
+        check_audio_duration(path)
         if path.stem in stems and stems[path.stem] != path.resolve():
             raise CTCChromaError(f'two inputs would write {path.stem}.npz: {stems[path.stem]} and {path}')
         stems[path.stem] = path.resolve()
