@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import CTCChromaError
 from .fileio import atomic_path
-from .themes import ThemeNote, check_monophonic, write_alignment_csv, write_theme_csv
+from .themes import ThemeNote, check_monophonic, import_pretty_midi, write_alignment_csv, write_theme_csv
 
 LOGGER = logging.getLogger('ctc_chroma_lib.dataset_generation')
 
@@ -513,7 +513,7 @@ def perform_phrase(phrase: Phrase, qpm: float, ensemble: str, seed: int):
         alignment (list of ThemeNote): Theme notes in performance seconds
         info (dict): Tempo factor, instrumentation name and reverb settings
     """
-    import pretty_midi
+    pretty_midi = import_pretty_midi()
     rng = item_rng(seed, phrase.work_index, phrase.phrase_index)
     tempo_factor, _, _ = _draw_timing(rng)
     passage = np.array(phrase.passage, dtype=float).reshape(-1, 4)
@@ -571,7 +571,7 @@ def perform_phrase(phrase: Phrase, qpm: float, ensemble: str, seed: int):
 
 
 def _soundfont_path() -> str:
-    import pretty_midi
+    pretty_midi = import_pretty_midi()
     path = Path(pretty_midi.__file__).parent / 'TimGM6mb.sf2'
     if not path.exists():
         raise CTCChromaError(f'{path}: SoundFont not found (it ships with pretty_midi)')
@@ -634,7 +634,7 @@ def theme_midi(notes: Sequence[ThemeNote], qpm: float, program: int = 0):
 
     Notebook: 01_Task_and_Data.ipynb
     """
-    import pretty_midi
+    pretty_midi = import_pretty_midi()
     midi = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=qpm)
     track = pretty_midi.Instrument(program=program, name='theme')
     track.notes = [pretty_midi.Note(velocity=80, pitch=n.pitch, start=n.start, end=n.end)
@@ -686,7 +686,7 @@ def pretty_name(program: int) -> str:
 
     Notebook: 01_Task_and_Data.ipynb
     """
-    import pretty_midi
+    pretty_midi = import_pretty_midi()
     return pretty_midi.program_to_instrument_name(int(program))
 
 

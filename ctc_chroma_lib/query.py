@@ -27,7 +27,7 @@ import numpy as np
 
 from .constants import FEATURE_RATE
 from .errors import CTCChromaError
-from .themes import ThemeNote, check_monophonic, read_theme_csv
+from .themes import ThemeNote, check_monophonic, import_pretty_midi, read_theme_csv
 
 MIDI_SUFFIXES = ('.mid', '.midi')
 SCORE_SUFFIXES = ('.musicxml', '.xml', '.mxl', '.krn', '.abc', '.mei')
@@ -47,7 +47,7 @@ polyphony; the earlier note is cut at the later onset."""
 
 
 def _read_midi(path: Path) -> List[ThemeNote]:
-    import pretty_midi
+    pretty_midi = import_pretty_midi()
     try:
         midi = pretty_midi.PrettyMIDI(str(path))
     except Exception as e:  # pretty_midi/mido raise many types on corrupt files

@@ -8,10 +8,14 @@ teaching dataset (``data_CSV/<MTDID>.csv``) are semicolon-separated with the col
 quarter-note beats), the FMP order ``Start, Duration, Pitch`` first. Strong alignments
 (``data_ALIGNMENT/<MTDID>.csv``) use ``Start;End;Pitch`` in seconds of the recording.
 """
+import contextlib
 import csv
+import io
 import math
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
+
+import numpy as np
 
 from .errors import CTCChromaError
 from .fileio import atomic_path
@@ -48,6 +52,46 @@ class ThemeNote:
     def chroma(self) -> int:
         """Chroma class (pitch class) of the note, 0 = C … 11 = B."""
         return self.pitch % 12
+
+
+def import_pretty_midi():
+    """Import and return ``pretty_midi`` without anything written to stdout.
+
+    Notebook: 01_Task_and_Data.ipynb
+
+    pretty_midi imports pyfluidsynth, which prints the path of the FluidSynth library it found
+    whenever the environment variable ``CI`` is set. On stdout, that line would corrupt the
+    JSON of ``ctc-chroma query --json`` and the stored outputs of the notebooks; every module
+    of this package imports pretty_midi through this function.
+
+    Returns:
+        pretty_midi (module): The pretty_midi package
+    """
+    with contextlib.redirect_stdout(io.StringIO()):
+        import pretty_midi
+    return pretty_midi
+
+
+def synthesize_theme(notes: Sequence[ThemeNote], fs: int = 8000, program: int = 0) -> np.ndarray:
+    """Sonify a theme with pretty_midi's sine synthesizer (no SoundFont needed).
+
+    Notebook: 01_Task_and_Data.ipynb
+
+    Args:
+        notes (list of ThemeNote): Theme, onsets and durations in seconds
+        fs (int): Sampling rate (Default value = 8000)
+        program (int): General MIDI program of the (only) instrument (Default value = 0)
+
+    Returns:
+        y (np.ndarray): Mono signal, float64, until one second after the last note's offset
+    """
+    pretty_midi = import_pretty_midi()
+    midi = pretty_midi.PrettyMIDI()
+    instrument = pretty_midi.Instrument(program=program)
+    instrument.notes = [pretty_midi.Note(velocity=100, pitch=n.pitch, start=n.start, end=n.end)
+                        for n in notes]
+    midi.instruments.append(instrument)
+    return midi.synthesize(fs=fs)
 
 
 def check_monophonic(notes: Sequence[ThemeNote], name: str = 'theme', tol: float = 1e-6) -> None:

@@ -1,9 +1,13 @@
-"""Theme note lists: CSV round trips and the monophony check."""
+"""Theme note lists: CSV round trips, the monophony check, pretty_midi import and sonification."""
+import sys
+
+import numpy as np
 import pytest
 
 from ctc_chroma_lib.errors import CTCChromaError
-from ctc_chroma_lib.themes import (ThemeNote, check_monophonic, read_alignment_csv,
-                                   read_theme_csv, write_alignment_csv, write_theme_csv)
+from ctc_chroma_lib.themes import (ThemeNote, check_monophonic, import_pretty_midi,
+                                   read_alignment_csv, read_theme_csv, synthesize_theme,
+                                   write_alignment_csv, write_theme_csv)
 
 NOTES = [ThemeNote(0.0, 0.5, 67, 0.0, 1.0), ThemeNote(0.5, 0.5, 67, 1.0, 1.0),
          ThemeNote(1.0, 1.0, 63, 2.0, 2.0)]
@@ -65,3 +69,25 @@ def test_empty_theme_is_rejected():
 
 def test_chroma_is_pitch_class():
     assert [n.chroma for n in NOTES] == [7, 7, 3]
+
+
+def test_import_pretty_midi_keeps_stdout_clean(tmp_path, monkeypatch, capsys):
+    # pyfluidsynth prints its library path on import when $CI is set; stand in for it with a
+    # module that prints, so the test does not depend on where FluidSynth is installed.
+    (tmp_path / 'pretty_midi.py').write_text("print('fluidsynth was found at /somewhere')\nNAME = 'fake'\n")
+    real = import_pretty_midi()  # so that monkeypatch puts the real module back afterwards
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, 'pretty_midi')
+    module = import_pretty_midi()
+    assert module.NAME == 'fake' and module is not real
+    assert capsys.readouterr().out == ''
+
+
+def test_synthesize_theme_sounds_for_the_theme_duration():
+    y = synthesize_theme(NOTES, fs=8000)
+    assert y.ndim == 1 and np.all(np.isfinite(y))
+    assert len(y) == (2.0 + 1.0) * 8000  # the last offset plus pretty_midi's one-second tail
+    # every note sounds: energy in each note's span
+    for note in NOTES:
+        span = y[int(note.start * 8000) + 100:int(note.end * 8000) - 100]
+        assert np.sqrt(np.mean(span ** 2)) > 0.01
