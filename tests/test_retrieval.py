@@ -71,6 +71,35 @@ def test_threaded_column_ranges_give_identical_values():
                                   compute_matching_function(X, Y, n_jobs=1))
 
 
+def test_matching_from_several_caller_threads_at_once_is_correct():
+    # callers share the process-wide worker pool; each must get its own, correct result
+    from concurrent.futures import ThreadPoolExecutor
+    rng = np.random.default_rng(11)
+    Y = unit_columns(rng, 12, 30000)
+    queries = [one_hot(rng.integers(0, 12, 30)) for _ in range(6)]
+    expected = [compute_matching_function(X, Y, n_jobs=1) for X in queries]
+    with ThreadPoolExecutor(max_workers=4) as callers:
+        results = list(callers.map(lambda X: compute_matching_function(X, Y, n_jobs=2), queries))
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_parallel_map_keeps_order_and_raises_a_workers_error():
+    from ctc_chroma_lib.retrieval import _parallel_map
+    assert _parallel_map(lambda x: x * x, range(50), 3) == [x * x for x in range(50)]
+    started = []
+
+    def fail_on_seven(x):
+        started.append(x)
+        if x == 7:
+            raise ValueError('seven')
+        return x
+
+    with pytest.raises(ValueError, match='seven'):
+        _parallel_map(fail_on_seven, range(10_000), 2)
+    assert len(started) < 10_000  # no new item starts after the error
+
+
 def test_matching_function_works_for_other_feature_dimensions():
     rng = np.random.default_rng(9)
     X, Y = unit_columns(rng, 5, 10), unit_columns(rng, 5, 300)
