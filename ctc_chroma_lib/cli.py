@@ -6,8 +6,13 @@ Each subcommand lives in ``ctc_chroma_lib/commands/<name>.py`` and provides
 """
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+
+# TensorFlow's native log lines (start-up notes, graph-optimizer messages) are noise on a
+# command line; real failures still raise. A value the user set is kept.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from . import __version__
 from .errors import CTCChromaError
