@@ -30,11 +30,43 @@ def notebook_environment():
 
 def execute(path: Path) -> nbformat.NotebookNode:
     notebook = nbformat.read(path, as_version=4)
+    # no per-cell execution timestamps: they change on every run and would fill the history
+    for cell in notebook.cells:
+        cell.metadata.pop('execution', None)
     client = NotebookClient(notebook, timeout=CELL_TIMEOUT_S, kernel_name='python3',
                             resources={'metadata': {'path': str(path.parent)}},
-                            store_widget_state=True)
+                            store_widget_state=True, record_timing=False)
     client.execute()
-    return notebook
+    return canonical_outputs(notebook)
+
+
+def canonical_outputs(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The executed notebook without what differs from run to run but means nothing.
+
+    Consecutive stream outputs are merged (how a cell's prints are split into messages
+    depends on flush timing), and the random ids of the widget models are replaced by ids
+    numbered in the order the widgets were created, so that executing an unchanged
+    notebook again leaves its file unchanged.
+    """
+    for cell in notebook.cells:
+        if cell.cell_type != 'code':
+            continue
+        merged = []
+        for output in cell.outputs:
+            if (merged and output.output_type == 'stream' and merged[-1].output_type == 'stream'
+                    and merged[-1].name == output.name):
+                merged[-1].text += output.text
+            else:
+                merged.append(output)
+        cell.outputs = merged
+    widgets = notebook.metadata.get('widgets', {})
+    state = widgets.get('application/vnd.jupyter.widget-state+json', {}).get('state', {})
+    if not state:
+        return notebook
+    text = nbformat.writes(notebook)
+    for number, model_id in enumerate(list(state), start=1):
+        text = text.replace(model_id, f'{number:032x}')
+    return nbformat.reads(text, as_version=4)
 
 
 def write_index(html_dir: Path, pages):
