@@ -20,6 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -28,6 +29,15 @@ from .errors import CTCChromaError
 from .fileio import atomic_path
 
 TRAINING_KINDS = ('ctc', 'strong', 'linear')
+
+KIND_DEFAULTS = {
+    'ctc': {'epochs': 20, 'learning_rate': 1e-4, 'patience': 4},
+    'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3},
+    'linear': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3},
+}
+"""Defaults of :class:`TrainingConfig` that depend on the kind (those of the shipped models).
+CTC needs the smaller learning rate: at 1e-3 the model falls into the *blank plateau* after
+two epochs (see :func:`validation_retrieval`), at 1e-4 its chroma keeps improving."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
 
@@ -41,11 +51,13 @@ class TrainingConfig:
     kind: str = 'ctc'
     train_folds: tuple = (1, 2, 3)
     valid_folds: tuple = (4,)
-    epochs: int = 8
+    epochs: Optional[int] = None
+    """None: the kind's default (:data:`KIND_DEFAULTS`); the same for learning rate and
+    patience."""
     batch_frames: int = 1024
     """Frames per batch: items of similar length are grouped until this many frames."""
-    learning_rate: float = 1e-3
-    patience: int = 3
+    learning_rate: Optional[float] = None
+    patience: Optional[int] = None
     monitor: str = ''
     """What selects the shipped epoch and stops training: 'val_loss', 'val_mrr' (retrieval
     MRR on the validation fold) or '' = 'val_mrr' for ctc, 'val_loss' otherwise (see
@@ -61,6 +73,11 @@ class TrainingConfig:
     precision: str = 'auto'
     """'float32', 'mixed_bfloat16' or 'auto' (bfloat16 compute where the CPU has native
     bfloat16 instructions: about 1.5x the frames per second; the weights stay float32)."""
+
+    def __post_init__(self):
+        for key, value in KIND_DEFAULTS.get(self.kind, KIND_DEFAULTS['strong']).items():
+            if getattr(self, key) is None:
+                setattr(self, key, value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -781,6 +798,8 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None):
 
     Notebook: 04_Model_and_Training.ipynb
     """
+    from matplotlib.ticker import MaxNLocator
+
     history = read_training_log(log_path)
     epochs = [int(r['epoch']) + 1 for r in history]
     own = ax is None
@@ -807,7 +826,9 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None):
         mrr_ax.set_ylim(0, 1)
         more_handles, more_labels = mrr_ax.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, fontsize='small')
+    # losses end low and the MRR high: the middle right is free in both cases
+    ax.legend(handles, labels, fontsize='small', loc='center right')
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if own:
         fig.tight_layout()

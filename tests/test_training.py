@@ -220,3 +220,20 @@ def test_windowed_training_model_equals_the_model_away_from_the_ends():
     assert windowed.shape == full.shape
     inner = slice(CONTEXT_FRAMES, 256 - CONTEXT_FRAMES)
     np.testing.assert_allclose(windowed[:, inner], full[:, inner], atol=1e-5)
+
+
+def test_config_defaults_depend_on_the_kind_and_explicit_values_win():
+    assert training.TrainingConfig(kind='ctc').learning_rate == 1e-4
+    assert training.TrainingConfig(kind='strong').learning_rate == 1e-3
+    config = training.TrainingConfig(kind='ctc', learning_rate=3e-3, epochs=2)
+    assert (config.learning_rate, config.epochs, config.patience) == (3e-3, 2, 4)
+
+
+@pytest.mark.parametrize('kind', training.TRAINING_KINDS)
+def test_shipped_models_were_trained_with_the_default_configuration(kind):
+    # so that `make train` (ctc-chroma train --kind KIND) reproduces them
+    import json
+    from dataclasses import asdict
+    stored = json.loads((training.WEIGHTS_DIR / f'teaching-{kind}.json').read_text())['config']
+    default = json.loads(json.dumps(asdict(training.TrainingConfig(kind=kind))))
+    assert stored == default

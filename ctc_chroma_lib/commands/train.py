@@ -28,10 +28,15 @@ def add_parser(subparsers):
     parser.add_argument('--name', default=None, help='output base name (default teaching-KIND)')
     parser.add_argument('--train-folds', type=_folds, default=defaults.train_folds)
     parser.add_argument('--valid-folds', type=_folds, default=defaults.valid_folds)
-    parser.add_argument('--epochs', type=int, default=defaults.epochs)
+    parser.add_argument('--epochs', type=int, default=None,
+                        help='default: 20 for ctc, 8 for strong and linear')
     parser.add_argument('--batch-frames', type=int, default=defaults.batch_frames)
-    parser.add_argument('--learning-rate', type=float, default=defaults.learning_rate)
-    parser.add_argument('--patience', type=int, default=defaults.patience)
+    parser.add_argument('--learning-rate', type=float, default=None,
+                        help='default: 1e-4 for ctc (1e-3 falls into the blank plateau), '
+                             '1e-3 for strong and linear')
+    parser.add_argument('--patience', type=int, default=None,
+                        help='epochs without improvement before stopping (default: 4 for ctc, '
+                             '3 otherwise)')
     parser.add_argument('--monitor', choices=('', 'val_loss', 'val_mrr'), default=defaults.monitor,
                         help='what selects the shipped epoch (default: val_mrr for ctc, '
                              'val_loss otherwise)')
