@@ -712,9 +712,10 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     if verbose is None:
         verbose = 1 if progress and os.isatty(2) else 2
     started = time.perf_counter()
+    # the tf.data pipeline reshuffles its batches itself (make_tf_dataset)
     trainer.fit(train_data, steps_per_epoch=train_steps, validation_data=valid_data,
-              validation_steps=valid_steps, epochs=config.epochs, callbacks=callbacks,
-              verbose=verbose if progress else 0)
+                validation_steps=valid_steps, epochs=config.epochs, callbacks=callbacks,
+                verbose=verbose if progress else 0, shuffle=False)
     seconds = time.perf_counter() - started
 
     weights_path = out_dir / f'{name}.weights.h5'
