@@ -107,7 +107,16 @@ def chroma_explorer_features(feature_output, key, normalize=True):
     return (normalize_columns(features) if normalize else features), np.asarray(times)
 
 
-class ChromaExplorer:
+class _WidgetApp:
+    """Displays as its widget (``self.widget``) in a notebook, as its ``repr`` in text."""
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle['text/plain'] = repr(self)
+        return bundle
+
+
+class ChromaExplorer(_WidgetApp):
     """Pick an item and a feature type, toggle normalization, see and hear the result.
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb
@@ -208,11 +217,6 @@ class ChromaExplorer:
         return (f'ChromaExplorer(item={self.item_menu.value!r}, '
                 f'feature={self.feature_menu.value!r}, normalize={self.normalize_box.value})')
 
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle['text/plain'] = repr(self)
-        return bundle
-
 
 def ranking_table(matches, names, relevant=None, top=10):
     """Plain-text table of the best matches of a query.
@@ -236,7 +240,7 @@ def ranking_table(matches, names, relevant=None, top=10):
     return '\n'.join(lines)
 
 
-class RetrievalExplorer:
+class RetrievalExplorer(_WidgetApp):
     """Pick a theme query and a feature type: ranked recordings, matching functions, the match.
 
     Notebook: 06_Retrieval.ipynb
@@ -367,9 +371,4 @@ class RetrievalExplorer:
     def __repr__(self):
         return (f'RetrievalExplorer(query={self.query_menu.value!r}, '
                 f'kind={self.kind_menu.value!r})')
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle['text/plain'] = repr(self)
-        return bundle
 

@@ -30,14 +30,18 @@ from .fileio import atomic_path
 
 TRAINING_KINDS = ('ctc', 'strong', 'linear')
 
+MONITORS = ('val_loss', 'val_mrr')
+"""Validation quantities that can select the shipped epoch and stop training."""
+
 KIND_DEFAULTS = {
-    'ctc': {'epochs': 20, 'learning_rate': 1e-4, 'patience': 4},
-    'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3},
-    'linear': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3},
+    'ctc': {'epochs': 20, 'learning_rate': 1e-4, 'patience': 4, 'monitor': 'val_mrr'},
+    'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss'},
+    'linear': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss'},
 }
 """Defaults of :class:`TrainingConfig` that depend on the kind (those of the shipped models).
 CTC needs the smaller learning rate: at 1e-3 the model falls into the *blank plateau* after
-two epochs (see :func:`validation_retrieval`), at 1e-4 its chroma keeps improving."""
+two epochs, at 1e-4 its chroma keeps improving; and it is selected by retrieval MRR, not by
+its loss (see :func:`validation_retrieval`)."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
 
@@ -52,16 +56,15 @@ class TrainingConfig:
     train_folds: tuple = (1, 2, 3)
     valid_folds: tuple = (4,)
     epochs: Optional[int] = None
-    """None: the kind's default (:data:`KIND_DEFAULTS`); the same for learning rate and
-    patience."""
+    """None: the kind's default (:data:`KIND_DEFAULTS`); the same for learning rate,
+    patience and monitor."""
     batch_frames: int = 1024
     """Frames per batch: items of similar length are grouped until this many frames."""
     learning_rate: Optional[float] = None
     patience: Optional[int] = None
-    monitor: str = ''
-    """What selects the shipped epoch and stops training: 'val_loss', 'val_mrr' (retrieval
-    MRR on the validation fold) or '' = 'val_mrr' for ctc, 'val_loss' otherwise (see
-    :func:`validation_retrieval`)."""
+    monitor: Optional[str] = None
+    """What selects the shipped epoch and stops training: 'val_loss' or 'val_mrr' (retrieval
+    MRR on the validation fold, see :func:`validation_retrieval`)."""
     margin: float = 0.0
     """Seconds added before and after the weak segment (``ctc`` and ``linear``)."""
     seed: int = 0
@@ -507,18 +510,6 @@ def windowed_model(model, window=TRAINING_WINDOW):
     return keras.Model(inputs, outputs, name=f'{model.name}_windowed')
 
 
-def monitored_metric(config):
-    """The validation quantity that selects the shipped epoch (``config.monitor`` resolved).
-
-    Notebook: 04_Model_and_Training.ipynb
-    """
-    if config.monitor:
-        if config.monitor not in ('val_loss', 'val_mrr'):
-            raise CTCChromaError(f'unknown monitor {config.monitor!r}; use val_loss or val_mrr')
-        return config.monitor
-    return 'val_mrr' if config.kind == 'ctc' else 'val_loss'
-
-
 def validation_retrieval(model, items, progress=False):
     """A Keras callback adding ``val_mrr``: theme retrieval MRR on the validation items.
 
@@ -670,6 +661,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     if config.kind not in TRAINING_KINDS:
         raise CTCChromaError(f'unknown training kind {config.kind!r}; '
                              f'choose one of {", ".join(TRAINING_KINDS)}')
+    if config.monitor not in MONITORS:
+        raise CTCChromaError(f'unknown monitor {config.monitor!r}; use {" or ".join(MONITORS)}')
     if not train_items or not valid_items:
         raise CTCChromaError('training needs items in the training and the validation folds')
     name = name or f'teaching-{config.kind}'
@@ -700,7 +693,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     log_path = out_dir / f'{name}.log.csv'
     best_path = out_dir / f'.{name}.best.weights.h5'
     timer = epoch_timer(frames_per_epoch)
-    monitor = monitored_metric(config)
+    monitor = config.monitor
     callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), timer]
     if monitor == 'val_mrr':
         callbacks.append(validation_retrieval(model, valid_items))

@@ -5,11 +5,16 @@ Notebook: 04_Model_and_Training.ipynb
 import sys
 from dataclasses import fields
 
-from ..training import TRAINING_KINDS, WEIGHTS_DIR, TrainingConfig
+from ..training import KIND_DEFAULTS, MONITORS, TRAINING_KINDS, WEIGHTS_DIR, TrainingConfig
 
 
 def _folds(text):
     return tuple(int(f) for f in text.split(',') if f.strip())
+
+
+def _kind_default(key):
+    """'default: 20 for ctc, 8 for strong, 8 for linear', from training.KIND_DEFAULTS."""
+    return 'default: ' + ', '.join(f'{values[key]} for {kind}' for kind, values in KIND_DEFAULTS.items())
 
 
 def add_parser(subparsers):
@@ -28,18 +33,15 @@ def add_parser(subparsers):
     parser.add_argument('--name', default=None, help='output base name (default teaching-KIND)')
     parser.add_argument('--train-folds', type=_folds, default=defaults.train_folds)
     parser.add_argument('--valid-folds', type=_folds, default=defaults.valid_folds)
-    parser.add_argument('--epochs', type=int, default=None,
-                        help='default: 20 for ctc, 8 for strong and linear')
+    parser.add_argument('--epochs', type=int, default=None, help=_kind_default('epochs'))
     parser.add_argument('--batch-frames', type=int, default=defaults.batch_frames)
     parser.add_argument('--learning-rate', type=float, default=None,
-                        help='default: 1e-4 for ctc (1e-3 falls into the blank plateau), '
-                             '1e-3 for strong and linear')
+                        help=_kind_default('learning_rate') + '; 1e-3 puts ctc on the blank plateau')
     parser.add_argument('--patience', type=int, default=None,
-                        help='epochs without improvement before stopping (default: 4 for ctc, '
-                             '3 otherwise)')
-    parser.add_argument('--monitor', choices=('', 'val_loss', 'val_mrr'), default=defaults.monitor,
-                        help='what selects the shipped epoch (default: val_mrr for ctc, '
-                             'val_loss otherwise)')
+                        help='epochs without improvement before stopping; '
+                             + _kind_default('patience'))
+    parser.add_argument('--monitor', choices=MONITORS, default=None,
+                        help='what selects the shipped epoch; ' + _kind_default('monitor'))
     parser.add_argument('--margin', type=float, default=defaults.margin,
                         help='seconds added around the weak segment')
     parser.add_argument('--seed', type=int, default=defaults.seed)
