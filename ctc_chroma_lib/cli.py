@@ -17,7 +17,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 from . import __version__
 from .errors import CTCChromaError
 
-COMMAND_ORDER = ('chroma', 'train', 'evaluate', 'index', 'query')
+COMMAND_ORDER = ('chroma', 'train', 'evaluate', 'align', 'index', 'query')
 """Order of the subcommands in ``--help``; modules not listed here follow alphabetically."""
 
 

@@ -240,6 +240,56 @@ def ctc_posteriors(probs, labels, blank=None):
     return state_posteriors, class_posteriors
 
 
+def ctc_note_frames(probs, labels, blank=None):
+    """Frames of every label on the most probable state path of the CTC posterior.
+
+    Notebook: 07_Weak_to_Strong_Alignment.ipynb
+
+    The state posteriors ``gamma`` (:func:`ctc_posteriors`) say how probable each lattice
+    state is at each frame, given the whole label sequence. The path through the lattice
+    (the transitions of the forward algorithm: stay, advance by one, or skip a blank that
+    separates two different labels) that maximizes the summed log posteriors is a hard
+    alignment: label ``j`` holds the frames where the path is in state ``2j + 1``. For a
+    peaky model these are the few frames of its spike, which mark the note's onset.
+
+    Args:
+        probs (np.ndarray): Class probabilities per frame, ``K x T``.
+        labels (Sequence[int]): Target label sequence of length ``L >= 1`` (no blanks).
+        blank (int): Index of the blank; default: the last class ``K - 1``.
+
+    Returns:
+        frames (np.ndarray): ``(L, 2)`` int, first and last frame (inclusive) of each label
+        states (np.ndarray): ``(T,)`` int, the lattice state of every frame
+    """
+    state_posteriors, _ = ctc_posteriors(probs, labels, blank)
+    log_y, skip = _lattice_inputs(probs, labels, blank)
+    num_states, num_frames = state_posteriors.shape
+    with np.errstate(divide='ignore'):
+        score = np.log(state_posteriors)
+    best = np.full((num_states, num_frames), -np.inf)
+    came_from = np.zeros((num_states, num_frames), dtype=np.int64)
+    best[:2, 0] = score[:2, 0]
+    states = np.arange(num_states)
+    for t in range(1, num_frames):
+        previous = best[:, t - 1]
+        candidates = np.full((3, num_states), -np.inf)
+        candidates[0] = previous
+        candidates[1, 1:] = previous[:-1]
+        candidates[2, 2:][skip[2:]] = previous[:-2][skip[2:]]
+        step = np.argmax(candidates, axis=0)
+        best[:, t] = candidates[step, states] + score[:, t]
+        came_from[:, t] = states - step
+    path = np.empty(num_frames, dtype=np.int64)
+    path[-1] = num_states - 1 if best[-1, -1] >= best[-2, -1] else num_states - 2
+    for t in range(num_frames - 1, 0, -1):
+        path[t - 1] = came_from[path[t], t]
+    frames = np.zeros((num_states // 2, 2), dtype=np.int64)
+    for j in range(num_states // 2):
+        inside = np.flatnonzero(path == 2 * j + 1)
+        frames[j] = inside[0], inside[-1]
+    return frames, path
+
+
 def ctc_brute_force(probs, labels, blank=None):
     """CTC negative log-likelihood by enumerating every path (only for tiny examples).
 

@@ -272,3 +272,44 @@ def format_table(result: dict) -> str:
                  for k in ('top1', 'top5', 'top10', 'mrr')]
         lines.append(f'{name:<{width}}  ' + '  '.join(cells) + f'  {m["n_queries"]:>8d}')
     return '\n'.join(lines)
+
+
+def ctc_fit(items, kinds, progress=True) -> dict:
+    """How well each learned feature type's model fits the CTC objective on the items.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        items (list of Item): Items with weak alignments
+        kinds (list of str): Feature kinds; those without a model (cqt, cens) are skipped
+        progress (bool): Progress bars on stderr (Default value = True)
+
+    Returns:
+        fit (dict): kind -> :func:`ctc_chroma_lib.training.ctc_fit_diagnostics`
+    """
+    from .chroma import compute_chroma, resolve_kind
+    from .training import ctc_fit_diagnostics
+
+    fit = {}
+    for kind in kinds:
+        if resolve_kind(kind) is None:
+            continue
+        outputs = [(item, compute_chroma(item.audio_path, kind, return_probs=True)[2])
+                   for item in _progress(items, f'CTC fit {kind}', enabled=progress)]
+        fit[kind] = ctc_fit_diagnostics(outputs)
+    return fit
+
+
+def format_ctc_fit(fit: dict) -> str:
+    """Table of :func:`ctc_fit`: CTC loss per note, blank share, median largest blank.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    """
+    names = list(fit)
+    width = max([len('Model')] + [len(n) for n in names])
+    lines = [f'{"Model":<{width}}  {"CTC loss/note":>13}  {"blank argmax":>12}  {"#notes":>6}']
+    for name in names:
+        d = fit[name]
+        lines.append(f'{name:<{width}}  {d["loss_per_note"]:13.3f}  {d["blank_share"]:12.3f}  '
+                     f'{d["n_notes"]:>6d}')
+    return '\n'.join(lines)

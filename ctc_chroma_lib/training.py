@@ -34,14 +34,23 @@ MONITORS = ('val_loss', 'val_mrr')
 """Validation quantities that can select the shipped epoch and stop training."""
 
 KIND_DEFAULTS = {
-    'ctc': {'epochs': 20, 'learning_rate': 1e-4, 'patience': 4, 'monitor': 'val_mrr'},
-    'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss'},
-    'linear': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss'},
+    'ctc': {'epochs': 30, 'learning_rate': 1e-3, 'patience': 30, 'monitor': 'val_loss',
+            'random_margin': 0.5, 'pitch_shift': 6, 'warmup_epochs': 2.0,
+            'lr_decay': 'cosine', 'clipnorm': 5.0, 'init': ''},
+    'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss',
+               'random_margin': 0.0, 'pitch_shift': 0, 'warmup_epochs': 0.0,
+               'lr_decay': 'constant', 'clipnorm': 0.0, 'init': 'harmonic-prior'},
 }
-"""Defaults of :class:`TrainingConfig` that depend on the kind (those of the shipped models).
-CTC needs the smaller learning rate: at 1e-3 the model falls into the *blank plateau* after
-two epochs, at 1e-4 its chroma keeps improving; and it is selected by retrieval MRR, not by
-its loss (see :func:`validation_retrieval`)."""
+KIND_DEFAULTS['linear'] = dict(KIND_DEFAULTS['strong'])
+"""Defaults of :class:`TrainingConfig` that depend on the kind: the recipes of the shipped
+models. CTC starts from random weights, as in the paper, at Adam's learning rate of 1e-3
+with a warm-up of two epochs, a cosine decay and gradient clipping, for 30 epochs; every
+epoch sees every training theme in a random transposition (up to 6 semitones) and with
+random margins (up to 0.5 s) around its weak segment; the epoch with the lowest
+validation loss is shipped. Its early epochs are the *blank plateau* (see
+:func:`validation_metrics`), which it leaves by itself. The frame-wise
+models (``strong``, ``linear``) start from :func:`harmonic_prior_init`, 8 epochs at a
+constant 1e-3."""
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
 
@@ -64,13 +73,28 @@ class TrainingConfig:
     patience: Optional[int] = None
     monitor: Optional[str] = None
     """What selects the shipped epoch and stops training: 'val_loss' or 'val_mrr' (retrieval
-    MRR on the validation fold, see :func:`validation_retrieval`)."""
+    MRR on the validation fold, see :func:`validation_metrics`)."""
     margin: float = 0.0
     """Seconds added before and after the weak segment (``ctc`` and ``linear``)."""
+    random_margin: Optional[float] = None
+    """Up to this many seconds more, drawn anew for either side of every segment in every
+    epoch (a random crop around the weak segment)."""
+    pitch_shift: Optional[int] = None
+    """Augmentation: every example of every epoch is transposed by a random number of
+    semitones in ``-pitch_shift … pitch_shift`` (HCQT rolled by 3 bins per semitone,
+    labels shifted mod 12; see :func:`transpose_example`). 0: no augmentation."""
+    warmup_epochs: Optional[float] = None
+    """Linear learning-rate warm-up from 0 over this many epochs."""
+    lr_decay: Optional[str] = None
+    """'constant', or 'cosine': after the warm-up, cosine decay to 1/100 of the learning
+    rate at the last epoch."""
+    clipnorm: Optional[float] = None
+    """Gradient clipping: the gradient of every variable is rescaled to at most this norm
+    (0: no clipping)."""
     seed: int = 0
-    init: str = 'harmonic-prior'
-    """Initial weights: 'harmonic-prior' (see :func:`harmonic_prior_init`), '' (random), or
-    a model spec as in :func:`model.load_model`."""
+    init: Optional[str] = None
+    """Initial weights: '' (random, as in the paper), 'harmonic-prior' (see
+    :func:`harmonic_prior_init`), or a model spec as in :func:`model.load_model`."""
     jit_compile: bool = False
     """XLA compilation; off by default: every new batch shape (lengths vary) recompiles."""
     precision: str = 'auto'
@@ -191,9 +215,13 @@ class Example:
     x: np.ndarray  # (T, 216, 6) float32, normalized model input
     labels: np.ndarray  # CTC label sequence (L,)
     frame_labels: np.ndarray  # (T,) frame targets for strong/linear
+    core: Optional[tuple] = None
+    """``(first, last)``: the frames of ``x`` that every crop keeps (the segment with its
+    fixed margin); the frames outside are the random margin (:func:`crop_example`).
+    None: ``x`` is used whole."""
 
 
-def make_example(item, hcqt, times, kind, margin=0.0):
+def make_example(item, hcqt, times, kind, margin=0.0, random_margin=0.0):
     """Cut the weakly aligned segment of an item and build its targets for ``kind``.
 
     Notebook: 04_Model_and_Training.ipynb
@@ -204,6 +232,8 @@ def make_example(item, hcqt, times, kind, margin=0.0):
         times (np.ndarray): Frame times (T,)
         kind (str): 'ctc', 'strong' or 'linear'
         margin (float): Seconds added around the weak segment (Default value = 0.0)
+        random_margin (float): Up to this many seconds more on each side, cropped at
+            random every epoch (:func:`crop_example`) (Default value = 0.0)
 
     Returns:
         example (Example)
@@ -211,9 +241,9 @@ def make_example(item, hcqt, times, kind, margin=0.0):
     from .model import prepare_input
 
     start, end = item.weak_alignment
-    if kind == 'strong':
-        margin = max(margin, 0.0)
-    first, last = segment_frames(times, start, end, margin)
+    margin = max(margin, 0.0)
+    first, last = segment_frames(times, start, end, margin + max(random_margin, 0.0))
+    core_first, core_last = segment_frames(times, start, end, margin)
     seg_times = times[first:last]
     if kind == 'strong':
         if not item.strong_alignment:
@@ -222,11 +252,12 @@ def make_example(item, hcqt, times, kind, margin=0.0):
         frame_labels = strong_frame_labels(item.strong_alignment, seg_times)
     else:
         frame_labels = linear_frame_labels(item.theme, item.weak_alignment, seg_times)
+    core = (core_first - first, core_last - first) if random_margin > 0 else None
     return Example(item.mtd_id, prepare_input(hcqt[:, :, first:last]),
-                   label_sequence(item.theme), frame_labels)
+                   label_sequence(item.theme), frame_labels, core)
 
 
-def load_examples(items, kind, margin=0.0, progress=True):
+def load_examples(items, kind, margin=0.0, progress=True, random_margin=0.0):
     """HCQT (cached on disk) and targets of every item.
 
     Notebook: 04_Model_and_Training.ipynb
@@ -238,8 +269,68 @@ def load_examples(items, kind, margin=0.0, progress=True):
     examples = []
     for item in tqdm(items, desc=f'features ({kind})', disable=not progress, unit='item'):
         hcqt, times = hcqt_file(item.audio_path)
-        examples.append(make_example(item, hcqt, times, kind, margin))
+        examples.append(make_example(item, hcqt, times, kind, margin, random_margin))
     return examples
+
+
+def crop_example(example, rng=None):
+    """The example cut to a random crop that keeps its ``core`` (or to the core alone).
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        example (Example): Example from :func:`make_example`
+        rng (np.random.Generator): Draws the crop; None: exactly the core (validation)
+
+    Returns:
+        example (Example): With ``core=None``
+    """
+    if example.core is None:
+        return example
+    first, last = example.core
+    if rng is not None:
+        first = int(rng.integers(0, first + 1))
+        last = int(rng.integers(last, len(example.x) + 1))
+    return Example(example.mtd_id, example.x[first:last], example.labels,
+                   example.frame_labels[first:last])
+
+
+def transpose_example(example, semitones):
+    """Pitch-shift augmentation: the example as if played ``semitones`` higher.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    The HCQT bins of every harmonic are rolled by ``3 * semitones`` bins (36 bins per
+    octave); bins shifted in from outside the 216 are empty (the noise floor), bins
+    shifted out are lost, and every (frame, harmonic) vector is L2-normalized again as in
+    :func:`model.prepare_input`. The chroma labels move by ``semitones`` mod 12, blank
+    stays blank. Since the model's layers are convolutions along pitch, this teaches
+    nothing about a particular key: it multiplies the keys seen with each theme.
+
+    Args:
+        example (Example): Example with normalized input ``x`` (T, 216, 6)
+        semitones (int): Transposition (positive: up)
+
+    Returns:
+        example (Example)
+    """
+    from .constants import HCQT
+    from .model import prepare_input
+
+    semitones = int(semitones)
+    if semitones == 0:
+        return example
+    shift = semitones * (HCQT.bins_per_octave // 12)
+    x = np.zeros_like(example.x)
+    if shift > 0:
+        x[:, shift:] = example.x[:, :-shift]
+    else:
+        x[:, :shift] = example.x[:, -shift:]
+    frame_labels = example.frame_labels.copy()
+    notes = (frame_labels >= 0) & (frame_labels != BLANK_INDEX)
+    frame_labels[notes] = (frame_labels[notes] + semitones) % 12
+    return Example(example.mtd_id, prepare_input(x.T), (example.labels + semitones) % 12,
+                   frame_labels, example.core)
 
 
 FRAME_QUANTUM = 128
@@ -366,6 +457,96 @@ def framewise_loss(y_true, y_pred):
 
 
 LOSSES = {'ctc': ctc_loss, 'strong': framewise_loss, 'linear': framewise_loss}
+
+
+def ctc_loss_per_note_metric():
+    """A Keras metric: the CTC loss summed over the items seen, divided by their notes.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Per note, losses of themes of different length compare: a model that knows where the
+    notes are but not their chroma scores about ln 12 ≈ 2.48 per note, a converged one
+    far less (see :func:`ctc_fit_diagnostics`).
+    """
+    import keras
+    import tensorflow as tf
+
+    class CTCLossPerNote(keras.metrics.Metric):
+        def __init__(self, name='loss_per_note', **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.total = self.add_variable(shape=(), initializer='zeros', name='total')
+            self.notes = self.add_variable(shape=(), initializer='zeros', name='notes')
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.total.assign_add(tf.reduce_sum(ctc_loss(y_true, y_pred)))
+            self.notes.assign_add(tf.reduce_sum(tf.cast(y_true[:, 1], tf.float32)))
+
+        def result(self):
+            return self.total / tf.maximum(self.notes, 1.0)
+
+        def reset_state(self):
+            self.total.assign(0.0)
+            self.notes.assign(0.0)
+
+    return CTCLossPerNote()
+
+
+def segment_probs(probs, item, times=None):
+    """The columns of a recording's class probabilities inside the item's weak segment.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        probs (np.ndarray): (13, T) model output for the item's whole recording
+        item (dataset.Item): Gives the weak alignment
+        times (np.ndarray): Frame times (Default value = None: ``t / FEATURE_RATE``)
+
+    Returns:
+        probs (np.ndarray): (13, T_segment)
+    """
+    from .chroma import frame_times
+
+    if times is None:
+        times = frame_times(probs.shape[1])
+    first, last = segment_frames(times, *item.weak_alignment)
+    return probs[:, first:last]
+
+
+def ctc_fit_diagnostics(probs_by_item):
+    """How well model outputs fit the CTC objective on weakly aligned segments.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    For every item, the probabilities of its whole recording are cut to the weak segment
+    (:func:`segment_probs`); the CTC loss is that of the theme's chroma sequence over those
+    frames, computed with the NumPy forward algorithm :func:`ctc.ctc_forward` (float64;
+    notebook 03 checks it against ``tf.nn.ctc_loss``, which agrees to float32 rounding and
+    is many times slower for one sequence at a time).
+
+    Args:
+        probs_by_item (list of (dataset.Item, np.ndarray)): Items with the (13, T) output
+            for their recording
+
+    Returns:
+        diagnostics (dict): ``loss_per_note`` (summed loss / summed notes),
+            ``blank_share`` (share of segment frames whose most probable class is the
+            blank), ``max_blank`` (median over items of the largest blank probability),
+            ``n_items``, ``n_notes``, ``n_frames``
+    """
+    from .ctc import ctc_forward
+
+    total, notes, frames, blank_frames, max_blank = 0.0, 0, 0, 0, []
+    for item, probs in probs_by_item:
+        seg = segment_probs(probs, item)
+        labels = label_sequence(item.theme)
+        total += ctc_forward(seg, labels, BLANK_INDEX)[1]
+        notes += len(labels)
+        frames += seg.shape[1]
+        blank_frames += int(np.sum(np.argmax(seg, axis=0) == BLANK_INDEX))
+        max_blank.append(float(seg[BLANK_INDEX].max()))
+    return {'loss_per_note': total / max(notes, 1), 'blank_share': blank_frames / max(frames, 1),
+            'max_blank': float(np.median(max_blank)) if max_blank else float('nan'),
+            'n_items': len(probs_by_item), 'n_notes': notes, 'n_frames': frames}
 
 
 # ---------------------------------------------------------------------------------------
@@ -510,20 +691,19 @@ def windowed_model(model, window=TRAINING_WINDOW):
     return keras.Model(inputs, outputs, name=f'{model.name}_windowed')
 
 
-def validation_retrieval(model, items, progress=False):
-    """A Keras callback adding ``val_mrr``: theme retrieval MRR on the validation items.
+def validation_metrics(model, items, progress=False):
+    """A Keras callback adding ``val_mrr`` and ``val_blank_share`` to every epoch's logs.
 
     Notebook: 04_Model_and_Training.ipynb
 
-    Why CTC training is selected by retrieval rather than by its loss: with this model the
-    CTC loss has a deep local optimum (reached at a learning rate of 1e-3 on the teaching
-    dataset, see :data:`KIND_DEFAULTS`), the *blank plateau*, in which the blank takes
-    almost all probability in every frame and the salience (and so the chroma) collapses to
-    a constant. Because the loss sums over all alignments, such a model already scores a
-    low loss, so the validation loss keeps falling while the chroma becomes useless for
-    retrieval. Every epoch, the callback computes the chroma of the validation recordings
-    with the current weights and lets every validation theme query them (the evaluation
-    protocol of notebook 06).
+    Every epoch, the callback computes the class probabilities of the validation
+    recordings with the current weights, as :func:`model.predict_probs` does for
+    ``ctc-chroma chroma``. ``val_mrr`` is the retrieval MRR when every validation theme
+    queries those recordings (the evaluation protocol of notebook 06); ``val_blank_share``
+    is the share of frames inside the weak segments where the blank is the most probable
+    class (:func:`ctc_fit_diagnostics`). Together with the loss per note they show the
+    phases of CTC training: first the blank takes over (blank share near 1, MRR at
+    chance), then notes appear at the right places with the right chroma.
 
     Args:
         model (keras.Model): The chroma model being trained (not the windowed wrapper)
@@ -540,7 +720,7 @@ def validation_retrieval(model, items, progress=False):
     from .features import hcqt_file
     from .model import predict_probs
 
-    class ValidationRetrieval(keras.callbacks.Callback):
+    class ValidationMetrics(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
             self.hcqts = None  # loaded once, on the first epoch's end
@@ -548,43 +728,73 @@ def validation_retrieval(model, items, progress=False):
         def on_epoch_end(self, epoch, logs=None):
             if self.hcqts is None:
                 self.hcqts = {str(it.audio_path): hcqt_file(it.audio_path)[0] for it in items}
-            database = {path: postprocess(predict_probs(model, hcqt))
-                        for path, hcqt in self.hcqts.items()}
+            probs = {path: predict_probs(model, hcqt) for path, hcqt in self.hcqts.items()}
+            database = {path: postprocess(p) for path, p in probs.items()}
             ranks = evaluate_kind(items, database, progress=progress)
             mrr = retrieval_metrics([r for fold in ranks.values() for _, r in fold])['mrr']
+            blank, frames = 0, 0
+            for it in items:
+                seg = segment_probs(probs[str(it.audio_path)], it)
+                blank += int(np.sum(np.argmax(seg, axis=0) == BLANK_INDEX))
+                frames += seg.shape[1]
             if logs is not None:
                 logs['val_mrr'] = round(mrr, 4)
+                logs['val_blank_share'] = round(blank / max(frames, 1), 4)
 
-    return ValidationRetrieval()
+    return ValidationMetrics()
 
 
-def best_weights_checkpoint(model, path, monitor='val_loss'):
+def _save_weights(model, path):
+    """Write ``model``'s weights to ``path`` (``*.weights.h5``) atomically."""
+    # Keras wants the .weights.h5 suffix, so the temporary file keeps it.
+    partial = str(path)[:-len('.weights.h5')] + '.partial.weights.h5'
+    model.save_weights(partial)
+    os.replace(partial, path)
+
+
+def best_weights_checkpoint(model, path, monitor='val_loss', best=None):
     """A Keras callback saving ``model``'s weights to ``path`` whenever ``monitor`` improves.
 
     Notebook: 04_Model_and_Training.ipynb
 
-    ``val_loss`` improves downwards, ``val_mrr`` upwards. (The trained wrapper of
+    ``val_loss`` improves downwards, ``val_mrr`` upwards; ``best`` is the value to beat
+    (a resumed run: the best of the epochs before the interruption). (The trained wrapper of
     :func:`windowed_model` is not what is shipped: the inner model's weights are.)
     """
     import keras
 
     sign = -1.0 if monitor == 'val_mrr' else 1.0
+    start = np.inf if best is None else sign * best
 
     class BestWeights(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.best = np.inf
+            self.best = start
 
         def on_epoch_end(self, epoch, logs=None):
             value = sign * (logs or {}).get(monitor, sign * np.inf)
             if value < self.best:
                 self.best = value
-                # Keras wants the .weights.h5 suffix, so the temporary file keeps it.
-                partial = str(path)[:-len('.weights.h5')] + '.partial.weights.h5'
-                model.save_weights(partial)
-                os.replace(partial, path)
+                _save_weights(model, path)
 
     return BestWeights()
+
+
+def epoch_weights(model, out_dir, name, epochs):
+    """A Keras callback keeping the weights after the given epochs (1-based).
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    import keras
+
+    wanted = {int(e) for e in epochs}
+
+    class EpochWeights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 in wanted:
+                _save_weights(model, Path(out_dir) / f'{name}.epoch{epoch + 1}.weights.h5')
+
+    return EpochWeights()
 
 
 def _set_determinism(seed):
@@ -595,7 +805,26 @@ def _set_determinism(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def make_tf_dataset(examples, kind, batch_frames, seed=None):
+def augmented(example, rng, pitch_shift=0):
+    """One epoch's version of a training example: a random crop, a random transposition.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        example (Example): Training example
+        rng (np.random.Generator): None: the example as it is (its core; validation)
+        pitch_shift (int): Largest transposition in semitones (Default value = 0)
+
+    Returns:
+        example (Example)
+    """
+    example = crop_example(example, rng)
+    if rng is not None and pitch_shift:
+        example = transpose_example(example, rng.integers(-pitch_shift, pitch_shift + 1))
+    return example
+
+
+def make_tf_dataset(examples, kind, batch_frames, seed=None, pitch_shift=0, first_epoch=0):
     """A ``tf.data`` pipeline of length-grouped, padded batches (reshuffled every epoch).
 
     Notebook: 04_Model_and_Training.ipynb
@@ -604,7 +833,11 @@ def make_tf_dataset(examples, kind, batch_frames, seed=None):
         examples (list of Example): Training or validation examples
         kind (str): 'ctc', 'strong' or 'linear'
         batch_frames (int): Target padded frames per batch
-        seed (int): Seed of the batch order; ``None`` keeps a fixed order (validation)
+        seed (int): Seed of the batch order and of the augmentation (:func:`augmented`);
+            ``None`` keeps a fixed order and no augmentation (validation)
+        pitch_shift (int): Largest random transposition in semitones (Default value = 0)
+        first_epoch (int): Epoch the pipeline starts with (a resumed run continues the
+            random streams where the interrupted one stopped) (Default value = 0)
 
     Returns:
         dataset (tf.data.Dataset): Endless; yields ``(x, y)`` as in :func:`pad_batch`
@@ -613,13 +846,13 @@ def make_tf_dataset(examples, kind, batch_frames, seed=None):
     import tensorflow as tf
 
     lengths = [len(e.x) for e in examples]
-    epoch = [0]
+    epoch = [int(first_epoch)]
 
     def generate():
         rng = None if seed is None else np.random.default_rng([seed, epoch[0]])
         epoch[0] += 1
         for batch in length_batches(lengths, batch_frames, rng):
-            yield pad_batch([examples[i] for i in batch], kind)
+            yield pad_batch([augmented(examples[i], rng, pitch_shift) for i in batch], kind)
 
     n_bins, n_harmonics = examples[0].x.shape[1:]
     signature = (tf.TensorSpec((None, None, n_bins, n_harmonics), tf.float32),
@@ -631,8 +864,36 @@ def make_tf_dataset(examples, kind, batch_frames, seed=None):
     return dataset.repeat().prefetch(2), steps
 
 
+def learning_rate_schedule(config, steps_per_epoch):
+    """The learning rate of :class:`TrainingConfig`: constant, or warm-up and cosine decay.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Returns:
+        learning_rate (float or keras.optimizers.schedules.LearningRateSchedule)
+    """
+    import keras
+
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    if config.lr_decay == 'constant':
+        if not warmup:
+            return config.learning_rate
+        # a cosine "decay" to the same value is a warm-up followed by a constant rate
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, 1, alpha=1.0, warmup_target=config.learning_rate, warmup_steps=warmup)
+    if config.lr_decay != 'cosine':
+        raise CTCChromaError(f'unknown learning-rate decay {config.lr_decay!r}; '
+                             'use constant or cosine')
+    decay_steps = max(config.epochs * steps_per_epoch - warmup, 1)
+    if not warmup:
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps,
+                                                      alpha=0.01)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps, alpha=0.01, warmup_target=config.learning_rate, warmup_steps=warmup)
+
+
 def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
-          resume=True, progress=True, verbose=None):
+          resume=True, progress=True, verbose=None, keep_epochs=()):
     """Train one model and write its weights, configuration, log and loss curves.
 
     Notebook: 04_Model_and_Training.ipynb
@@ -650,6 +911,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
         resume (bool): Resume an interrupted run (Default value = True)
         progress (bool): Progress bars (Default value = True)
         verbose (int): Keras verbosity (Default value = 1 on a terminal, else 2)
+        keep_epochs (sequence of int): Also keep the weights after these epochs (1-based)
+            as ``<name>.epoch<N>.weights.h5``, e.g. to look at a model on the blank plateau
 
     Returns:
         summary (dict): What was written to ``<name>.json``
@@ -673,11 +936,24 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
         import shutil
         shutil.rmtree(backup_dir)
 
+    log_path = out_dir / f'{name}.log.csv'
+    # A backup means an interrupted run to resume; without one, the run starts afresh.
+    resuming = backup_dir.exists()
+    if not resuming and log_path.exists():
+        log_path.unlink()
+    earlier = read_training_log(log_path) if resuming and log_path.exists() else []
+    first_epoch = len(earlier)
+    previous_best = None
+    if earlier and (out_dir / f'.{name}.best.weights.h5').exists():
+        values = [row[config.monitor] for row in earlier if config.monitor in row]
+        previous_best = (max if config.monitor == 'val_mrr' else min)(values) if values else None
+
     _set_determinism(config.seed)
-    train_examples = load_examples(train_items, config.kind, config.margin, progress)
+    train_examples = load_examples(train_items, config.kind, config.margin, progress,
+                                   config.random_margin)
     valid_examples = load_examples(valid_items, config.kind, config.margin, progress)
     train_data, train_steps = make_tf_dataset(train_examples, config.kind, config.batch_frames,
-                                              config.seed)
+                                              config.seed, config.pitch_shift, first_epoch)
     valid_data, valid_steps = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
 
     model = build_training_model(resolve_precision(config.precision))
@@ -686,19 +962,22 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     elif config.init:
         model.set_weights(load_model(config.init).get_weights())
     trainer = windowed_model(model)
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                    loss=LOSSES[config.kind], jit_compile=config.jit_compile)
+    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, train_steps),
+                                      clipnorm=config.clipnorm or None)
+    metrics = [ctc_loss_per_note_metric()] if config.kind == 'ctc' else []
+    trainer.compile(optimizer=optimizer, loss=LOSSES[config.kind], metrics=metrics,
+                    jit_compile=config.jit_compile)
 
-    frames_per_epoch = int(sum(len(e.x) for e in train_examples))
-    log_path = out_dir / f'{name}.log.csv'
+    frames_per_epoch = int(sum(len(crop_example(e).x) for e in train_examples))
     best_path = out_dir / f'.{name}.best.weights.h5'
     timer = epoch_timer(frames_per_epoch)
     monitor = config.monitor
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), timer]
-    if monitor == 'val_mrr':
-        callbacks.append(validation_retrieval(model, valid_items))
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), timer,
+                 validation_metrics(model, valid_items)]
+    if keep_epochs:
+        callbacks.append(epoch_weights(model, out_dir, name, keep_epochs))
     callbacks += [
-        best_weights_checkpoint(model, best_path, monitor),
+        best_weights_checkpoint(model, best_path, monitor, previous_best),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
                                       mode='max' if monitor == 'val_mrr' else 'min'),
         keras.callbacks.CSVLogger(str(log_path), append=True),
@@ -788,48 +1067,76 @@ def read_training_log(path):
     return [by_epoch[e] for e in sorted(by_epoch)]
 
 
-def plot_training_log(log_path, png_path=None, title=None, ax=None):
-    """Plot training and validation loss per epoch; optionally save as PNG.
+def plot_training_log(log_path, png_path=None, title=None, ax=None, history=None):
+    """Plot a training log per epoch: losses, and validation MRR and blank share.
 
     Notebook: 04_Model_and_Training.ipynb
+
+    CTC logs show the loss per note, with ln 12 marked: what a model pays that knows
+    where the notes are but not their chroma (the blank plateau). On the right axis, the
+    validation retrieval MRR and the share of validation frames where the blank wins.
+
+    Args:
+        log_path (str or Path): CSV log of :func:`train` (None when ``history`` is given)
+        png_path (str or Path): Save the figure here (Default value = None)
+        title (str): Axes title (Default value = None: the log's name)
+        ax (matplotlib.axes.Axes): Draw into these axes (Default value = None: a new figure)
+        history (list of dict): Rows as from :func:`read_training_log` instead of a file
+
+    Returns:
+        ax (matplotlib.axes.Axes)
     """
     from matplotlib.ticker import MaxNLocator
 
-    history = read_training_log(log_path)
+    if history is None:
+        history = read_training_log(log_path)
     epochs = [int(r['epoch']) + 1 for r in history]
     own = ax is None
     if own and png_path is not None:
         # A figure outside pyplot: saving it touches neither the backend nor the figures
         # of a notebook that calls this.
         from matplotlib.figure import Figure
-        fig = Figure(figsize=(6, 3.2))
+        fig = Figure(figsize=(6.4, 4.0))
         ax = fig.subplots()
     elif own:
         import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(epochs, [r['loss'] for r in history], 'o-', label='training loss')
-    ax.plot(epochs, [r['val_loss'] for r in history], 's-', label='validation loss')
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    per_note = bool(history) and all('val_loss_per_note' in r for r in history)
+    key, unit = ('loss_per_note', 'note') if per_note else ('loss', 'item')
+    ax.plot(epochs, [r[key] for r in history], 'o-', ms=4, label='training loss')
+    ax.plot(epochs, [r[f'val_{key}'] for r in history], 's-', ms=4, label='validation loss')
+    if per_note:
+        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+        ax.axhline(np.log(12), color='gray', ls=':', lw=1, label='ln 12')
+        ax.set_yscale('log')
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel('Epoch')
-    ax.set_ylabel('Loss per item')
-    ax.set_title(title or Path(log_path).stem)
+    ax.set_ylabel(f'Loss per {unit}')
+    ax.set_title(title or (Path(log_path).stem if log_path else ''))
     handles, labels = ax.get_legend_handles_labels()
-    if history and all('val_mrr' in r for r in history):
-        mrr_ax = ax.twinx()
-        mrr_ax.plot(epochs, [r['val_mrr'] for r in history], 'd--', color='tab:green',
-                    label='validation MRR')
-        mrr_ax.set_ylabel('Validation MRR')
-        mrr_ax.set_ylim(0, 1)
-        more_handles, more_labels = mrr_ax.get_legend_handles_labels()
+    extra = [(k, name, style) for k, name, style in
+             (('val_mrr', 'validation MRR', ('d--', 'tab:green')),
+              ('val_blank_share', 'validation blank share', ('^:', 'tab:purple')))
+             if history and all(k in r for r in history)]
+    if extra:
+        right = ax.twinx()
+        for k, name, (marker, color) in extra:
+            right.plot(epochs, [r[k] for r in history], marker, ms=4, color=color, label=name)
+        right.set_ylabel('MRR, blank share')
+        right.set_ylim(0, 1.05)
+        more_handles, more_labels = right.get_legend_handles_labels()
         handles, labels = handles + more_handles, labels + more_labels
-    # losses end low and the MRR high: the middle right is free in both cases
-    ax.legend(handles, labels, fontsize='small', loc='center right')
+    ax.legend(handles, labels, fontsize='small', loc='upper center', ncol=3,
+              bbox_to_anchor=(0.5, -0.2), frameon=False)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     if own:
         fig.tight_layout()
         if png_path is not None:
             with atomic_path(png_path) as tmp:
-                fig.savefig(tmp, dpi=80)
+                fig.savefig(tmp, dpi=100)
     return ax
 
 

@@ -127,3 +127,38 @@ def test_best_path_decode_collapses_the_framewise_argmax():
     labels, decoded_path = ctc.best_path_decode(probs)
     np.testing.assert_array_equal(decoded_path, path)
     assert labels == [C, C, D]
+
+
+def peaky_probs(spikes, n_frames, n_classes=13, blank=12):
+    probs = np.full((n_classes, n_frames), 0.01)
+    probs[blank] = 0.9
+    for label, t in spikes:
+        probs[:, t] = 0.01
+        probs[label, t] = 0.9
+    return probs / probs.sum(axis=0)
+
+
+def test_ctc_note_frames_finds_the_spikes_of_a_peaky_output():
+    probs = peaky_probs([(3, 2), (3, 6), (5, 9)], 12)
+    frames, path = ctc.ctc_note_frames(probs, [3, 3, 5])
+    assert frames.tolist() == [[2, 2], [6, 6], [9, 9]]
+    # the path is a valid CTC path of the labels: it collapses to them
+    extended = ctc.extended_labels([3, 3, 5])
+    assert ctc.ctc_collapse(extended[path]) == [3, 3, 5]
+    assert np.all(np.diff(path) >= 0) and np.all(np.diff(path) <= 2)
+
+
+def test_ctc_note_frames_follows_held_notes_and_keeps_every_label():
+    probs = np.full((13, 10), 0.01)
+    probs[0, :4] = probs[2, 4:8] = probs[4, 8:] = 1.0
+    probs /= probs.sum(axis=0)
+    frames, _ = ctc.ctc_note_frames(probs, [0, 2, 4])
+    assert frames.tolist() == [[0, 3], [4, 7], [8, 9]]
+    # a label the output never shows still gets a frame, between its neighbours
+    frames, _ = ctc.ctc_note_frames(probs, [0, 7, 2, 4])
+    assert frames[0, 1] < frames[1, 0] <= frames[1, 1] < frames[2, 0]
+
+
+def test_ctc_note_frames_rejects_a_too_short_output():
+    with pytest.raises(CTCChromaError, match='no path'):
+        ctc.ctc_note_frames(peaky_probs([], 2), [1, 1])

@@ -138,3 +138,16 @@ def test_cli_rejects_an_explicitly_requested_unavailable_feature_type(capsys):
     assert main(['evaluate', '--features', 'cqt,bogus']) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'bogus'" in err[0]
+
+
+def test_ctc_fit_reports_learned_kinds_only(monkeypatch, tmp_path):
+    from ctc_chroma_lib import evaluation
+    from ctc_chroma_lib.dataset import load_dataset
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path))
+    items = load_dataset(folds=(5,))[:2]
+    fit = evaluation.ctc_fit(items, ['cqt', 'ctc'], progress=False)
+    assert list(fit) == ['ctc']
+    assert fit['ctc']['n_items'] == 2 and fit['ctc']['n_notes'] == sum(len(it.theme) for it in items)
+    assert np.isfinite(fit['ctc']['loss_per_note']) and 0 <= fit['ctc']['blank_share'] <= 1
+    table = evaluation.format_ctc_fit(fit).splitlines()
+    assert table[0].split()[:3] == ['Model', 'CTC', 'loss/note'] and table[1].startswith('ctc')

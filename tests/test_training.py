@@ -223,10 +223,108 @@ def test_windowed_training_model_equals_the_model_away_from_the_ends():
 
 
 def test_config_defaults_depend_on_the_kind_and_explicit_values_win():
-    assert training.TrainingConfig(kind='ctc').learning_rate == 1e-4
-    assert training.TrainingConfig(kind='strong').learning_rate == 1e-3
-    config = training.TrainingConfig(kind='ctc', learning_rate=3e-3, epochs=2)
-    assert (config.learning_rate, config.epochs, config.patience) == (3e-3, 2, 4)
+    assert training.TrainingConfig(kind='ctc').epochs == 30
+    assert training.TrainingConfig(kind='strong').init == 'harmonic-prior'
+    config = training.TrainingConfig(kind='ctc', learning_rate=3e-3, epochs=2, pitch_shift=0)
+    assert (config.learning_rate, config.epochs, config.patience, config.pitch_shift) == (3e-3, 2, 30, 0)
+    assert training.TrainingConfig(kind='ctc').init == ''  # random, as in the paper
+
+
+def example_with_notes(t=20):
+    x = np.zeros((t, 216, 6), np.float32)
+    x[:, 30, :] = 1.0  # bin 30: chroma (30 // 3) % 12 = 10 = A#
+    frame_labels = np.full(t, BLANK_INDEX, np.int32)
+    frame_labels[5:10] = 10
+    return training.Example('X', x, np.array([10, 0], np.int32), frame_labels)
+
+
+def test_transpose_example_moves_bins_and_labels_together():
+    ex = example_with_notes()
+    up = training.transpose_example(ex, 2)  # A# + 2 semitones = C
+    assert np.argmax(up.x[0, :, 1]) == 36 and up.x[0, 30, 1] == 0
+    assert up.labels.tolist() == [0, 2]
+    assert up.frame_labels[5] == 0 and up.frame_labels[0] == BLANK_INDEX
+    down = training.transpose_example(ex, -3)  # A# - 3 = G
+    assert down.labels.tolist() == [7, 9] and np.argmax(down.x[0, :, 1]) == 21
+    # every (frame, harmonic) vector stays a unit vector, as model.prepare_input makes it
+    np.testing.assert_allclose(np.linalg.norm(up.x, axis=1), 1.0, rtol=1e-6)
+
+
+def test_transpose_example_fills_empty_vectors_like_prepare_input():
+    ex = example_with_notes()
+    gone = training.transpose_example(ex, 62)  # the only bin is shifted out of the 216
+    np.testing.assert_allclose(gone.x, 1 / np.sqrt(216), rtol=1e-6)
+
+
+def test_crop_example_keeps_the_core_and_varies_the_margin():
+    ex = example_with_notes(40)
+    ex.core = (10, 30)
+    assert len(training.crop_example(ex).x) == 20  # validation: the core alone
+    rng = np.random.default_rng(0)
+    crops = [training.crop_example(ex, rng) for _ in range(50)]
+    for crop in crops:
+        assert 20 <= len(crop.x) <= 40 and len(crop.frame_labels) == len(crop.x)
+        assert crop.core is None
+    assert len({len(c.x) for c in crops}) > 5
+
+
+def test_make_example_with_random_margin_marks_the_core():
+    from ctc_chroma_lib.dataset import load_dataset
+    from ctc_chroma_lib.features import hcqt_file
+    item = load_dataset(folds=(1,))[1]
+    hcqt, times = hcqt_file(item.audio_path)
+    plain = training.make_example(item, hcqt, times, 'ctc')
+    wide = training.make_example(item, hcqt, times, 'ctc', random_margin=0.5)
+    first, last = wide.core
+    np.testing.assert_array_equal(wide.x[first:last], plain.x)
+    assert first > 0 and last - first == len(plain.x)
+
+
+def test_learning_rate_schedule_warms_up_then_decays():
+    config = training.TrainingConfig(kind='ctc', learning_rate=1e-3, warmup_epochs=2,
+                                     lr_decay='cosine', epochs=10)
+    schedule = training.learning_rate_schedule(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 10, 20, 60, 99)]
+    assert rates[0] == 0 and rates[1] == pytest.approx(5e-4) and rates[2] == pytest.approx(1e-3)
+    assert rates[2] > rates[3] > rates[4] >= 1e-5 * 0.99
+    constant = training.TrainingConfig(kind='ctc', learning_rate=2e-3, warmup_epochs=0,
+                                       lr_decay='constant')
+    assert training.learning_rate_schedule(constant, 10) == 2e-3
+    warm = training.TrainingConfig(kind='ctc', learning_rate=2e-3, warmup_epochs=1,
+                                   lr_decay='constant', epochs=5)
+    schedule = training.learning_rate_schedule(warm, 10)
+    assert float(schedule(5)) == pytest.approx(1e-3) and float(schedule(40)) == pytest.approx(2e-3)
+
+
+def test_loss_per_note_metric_divides_the_summed_loss_by_the_notes():
+    import tensorflow as tf
+    rng = np.random.default_rng(4)
+    probs = rng.random((2, 8, 13)).astype(np.float32)
+    probs /= probs.sum(-1, keepdims=True)
+    y = np.array([[8, 2, 3, 5, 0], [6, 3, 1, 2, 1]], dtype=np.int32)
+    metric = training.ctc_loss_per_note_metric()
+    metric.update_state(tf.constant(y), tf.constant(probs))
+    losses = training.ctc_loss(tf.constant(y), tf.constant(probs)).numpy()
+    assert float(metric.result()) == pytest.approx(losses.sum() / 5, rel=1e-5)
+
+
+def test_ctc_fit_diagnostics_tell_a_peaky_model_from_a_flat_one():
+    from ctc_chroma_lib.dataset import load_dataset
+    item = load_dataset(folds=(5,))[0]
+    n_frames = int(item.weak_alignment[1] * 25) + 30
+    flat = np.full((13, n_frames), 1 / 13, np.float32)
+    peaky = np.full((13, n_frames), 0.001, np.float32)
+    peaky[BLANK_INDEX] = 1.0
+    for note in item.strong_alignment:
+        t = int(round(note.start * 25))
+        peaky[:, t] = 0.001
+        peaky[note.chroma, t] = 1.0
+    peaky /= peaky.sum(axis=0)
+    d_flat = training.ctc_fit_diagnostics([(item, flat)])
+    d_peaky = training.ctc_fit_diagnostics([(item, peaky)])
+    assert d_flat['blank_share'] == 0 and d_peaky['blank_share'] > 0.8
+    assert d_peaky['loss_per_note'] < 1.0 and d_flat['loss_per_note'] > 10
+    assert d_peaky['n_notes'] == len(item.theme)
 
 
 @pytest.mark.parametrize('kind', training.TRAINING_KINDS)
@@ -237,3 +335,14 @@ def test_shipped_models_were_trained_with_the_default_configuration(kind):
     stored = json.loads((training.WEIGHTS_DIR / f'teaching-{kind}.json').read_text())['config']
     default = json.loads(json.dumps(asdict(training.TrainingConfig(kind=kind))))
     assert stored == default
+
+
+def test_a_resumed_pipeline_continues_the_random_streams_of_its_epoch():
+    examples = make_examples(np.random.default_rng(0), n=4)
+    fresh, steps = training.make_tf_dataset(examples, 'ctc', 64, seed=0, pitch_shift=6)
+    resumed, _ = training.make_tf_dataset(examples, 'ctc', 64, seed=0, pitch_shift=6, first_epoch=1)
+    fresh_batches = [x.numpy() for x, _ in fresh.take(2 * steps)]
+    resumed_batches = [x.numpy() for x, _ in resumed.take(steps)]
+    for a, b in zip(fresh_batches[steps:], resumed_batches):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh_batches[:steps], resumed_batches))

@@ -35,6 +35,10 @@ def add_parser(subparsers):
                              '1 = {(1,0),(0,1),(1,1)}')
     parser.add_argument('--transposition-invariant', action='store_true',
                         help='also try the 11 other cyclic chroma shifts of each query')
+    parser.add_argument('--ctc-fit', action='store_true',
+                        help='also report, for every learned feature type, the CTC loss per '
+                             'note and the share of frames where the blank wins, on the weak '
+                             'segments of the evaluated items')
     parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
     parser.set_defaults(func=run)
     return parser
@@ -96,6 +100,10 @@ def run(args):
     if not args.features and missing:
         result['settings']['skipped'] = missing
     print(evaluation.format_table(result))
+    if args.ctc_fit:
+        result['ctc_fit'] = evaluation.ctc_fit(items, kinds)
+        print()
+        print(evaluation.format_ctc_fit(result['ctc_fit']))
     if args.json:
         with atomic_path(Path(args.json)) as tmp:
             Path(tmp).write_text(json.dumps(result, indent=1) + '\n')

@@ -14,7 +14,8 @@ def _folds(text):
 
 def _kind_default(key):
     """'default: 20 for ctc, 8 for strong, 8 for linear', from training.KIND_DEFAULTS."""
-    return 'default: ' + ', '.join(f'{values[key]} for {kind}' for kind, values in KIND_DEFAULTS.items())
+    return 'default: ' + ', '.join(f'{values.get(key, getattr(TrainingConfig, key))!r} for {kind}'
+                                   for kind, values in KIND_DEFAULTS.items())
 
 
 def add_parser(subparsers):
@@ -44,14 +45,29 @@ def add_parser(subparsers):
                         help='what selects the shipped epoch; ' + _kind_default('monitor'))
     parser.add_argument('--margin', type=float, default=defaults.margin,
                         help='seconds added around the weak segment')
+    parser.add_argument('--random-margin', type=float, default=None,
+                        help='up to this many seconds more on either side, drawn every epoch; '
+                             + _kind_default('random_margin'))
+    parser.add_argument('--pitch-shift', type=int, default=None,
+                        help='random transposition of every example by up to this many '
+                             'semitones; ' + _kind_default('pitch_shift'))
+    parser.add_argument('--warmup-epochs', type=float, default=None,
+                        help='linear learning-rate warm-up; ' + _kind_default('warmup_epochs'))
+    parser.add_argument('--lr-decay', choices=('constant', 'cosine'), default=None,
+                        help='learning rate after the warm-up; ' + _kind_default('lr_decay'))
+    parser.add_argument('--clipnorm', type=float, default=None,
+                        help='clip every gradient to this norm; ' + _kind_default('clipnorm'))
     parser.add_argument('--seed', type=int, default=defaults.seed)
-    parser.add_argument('--init', default=defaults.init,
-                        help='initial weights: harmonic-prior (default), "" for random, or a model spec')
+    parser.add_argument('--init', default=None,
+                        help='initial weights: "" for random (the paper), harmonic-prior, or a '
+                             'model spec; ' + _kind_default('init'))
     parser.add_argument('--jit', dest='jit_compile', action='store_true',
                         help='compile the training step with XLA (recompiles per batch shape)')
     parser.add_argument('--precision', choices=('auto', 'float32', 'mixed_bfloat16'),
                         default=defaults.precision,
                         help='compute precision (auto: bfloat16 where the CPU supports it)')
+    parser.add_argument('--keep-epochs', type=_folds, default=(), metavar='N,N,...',
+                        help='also keep the weights after these epochs as NAME.epochN.weights.h5')
     parser.add_argument('--restart', action='store_true',
                         help='discard the backup of an interrupted run and start over')
     parser.set_defaults(func=run)
@@ -65,7 +81,7 @@ def run(args):
     items = load_dataset(args.dataset)
     train_items, valid_items = split_items(items, config.train_folds, config.valid_folds)
     summary = train(config, train_items, valid_items, args.out, name=args.name,
-                    resume=not args.restart)
+                    resume=not args.restart, keep_epochs=args.keep_epochs)
     mrr = summary.get('best_val_mrr')
     print(f"{summary['name']}: best validation loss {summary['best_val_loss']:.3f}"
           f"{'' if mrr is None else f', validation MRR {mrr:.3f}'} at epoch "
