@@ -22,6 +22,24 @@ needs_data = pytest.mark.skipif(not (ROOT / 'MTD-teaching.csv').is_file(),
                                 reason='teaching dataset not generated (run `make data`)')
 
 
+def fluidsynth_available():
+    """Whether pyfluidsynth finds the FluidSynth library (Debian libfluidsynth3)."""
+    import contextlib
+    import io
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its path when CI is set
+            import fluidsynth  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
+needs_fluidsynth = pytest.mark.skipif(
+    not fluidsynth_available(),
+    reason='the FluidSynth library is not installed (Debian libfluidsynth3 or conda-forge '
+           'fluidsynth); .ci/run installs it')
+
+
 @pytest.fixture(scope='module')
 def items():
     return load_dataset()
@@ -140,6 +158,7 @@ def test_manifest_lists_every_file_with_its_checksum():
 
 
 @needs_data
+@needs_fluidsynth
 def test_generator_reproduces_the_first_items_exactly(tmp_path):
     out = tmp_path / 'regenerated'
     rows = generate_dataset(out, seed=0, n_items=3, jobs=1, progress=False)
