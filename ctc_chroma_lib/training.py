@@ -598,14 +598,13 @@ def harmonic_prior_init(model, gain=20.0, offset=3.0, noise=HARMONIC_PRIOR_NOISE
 
     Notebook: 04_Model_and_Training.ipynb
 
-    With random weights, the salience starts flat, the 12 chroma logits carry no
-    information and CTC training first settles on predicting blank everywhere (the
-    "blank plateau": the loss sums over so many alignments that a near-uniform model is
-    already a local optimum), which it leaves only after many epochs. Here channel 0 of
-    every convolution starts as a copy of the harmonic-1 HCQT bin (centre tap 1, the
-    random weights scaled by ``noise``), and the final 1x1 convolution maps it to
-    ``sigmoid(gain * x - offset)``: the initial chroma is a plain CQT chroma, and the
-    CTC loss refines it from the first step. No data or labels are involved.
+    A prior the paper does not use; the shipped frame-wise models (``strong``,
+    ``linear``) start from it, the CTC model starts from random weights (see
+    :data:`KIND_DEFAULTS`). Channel 0 of every convolution starts as a copy of the
+    harmonic-1 HCQT bin (centre tap 1, the random weights scaled by ``noise``), and the
+    final 1x1 convolution maps it to ``sigmoid(gain * x - offset)``: the initial chroma is
+    a plain CQT chroma, which the loss refines from the first step. No data or labels are
+    involved.
 
     Args:
         model (keras.Model): Model from :func:`model.build_model` (modified in place)

@@ -37,7 +37,7 @@ def add_parser(subparsers):
     parser.add_argument('--epochs', type=int, default=None, help=_kind_default('epochs'))
     parser.add_argument('--batch-frames', type=int, default=defaults.batch_frames)
     parser.add_argument('--learning-rate', type=float, default=None,
-                        help=_kind_default('learning_rate') + '; 1e-3 puts ctc on the blank plateau')
+                        help=_kind_default('learning_rate'))
     parser.add_argument('--patience', type=int, default=None,
                         help='epochs without improvement before stopping; '
                              + _kind_default('patience'))
