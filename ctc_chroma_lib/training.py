@@ -731,14 +731,10 @@ def validation_metrics(model, items, progress=False):
             database = {path: postprocess(p) for path, p in probs.items()}
             ranks = evaluate_kind(items, database, progress=progress)
             mrr = retrieval_metrics([r for fold in ranks.values() for _, r in fold])['mrr']
-            blank, frames = 0, 0
-            for it in items:
-                seg = segment_probs(probs[str(it.audio_path)], it)
-                blank += int(np.sum(np.argmax(seg, axis=0) == BLANK_INDEX))
-                frames += seg.shape[1]
+            fit = ctc_fit_diagnostics([(it, probs[str(it.audio_path)]) for it in items])
             if logs is not None:
                 logs['val_mrr'] = round(mrr, 4)
-                logs['val_blank_share'] = round(blank / max(frames, 1), 4)
+                logs['val_blank_share'] = round(fit['blank_share'], 4)
 
     return ValidationMetrics()
 
