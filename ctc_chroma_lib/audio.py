@@ -43,10 +43,23 @@ def check_audio_file(path):
         raise CTCChromaError(f'audio file is empty (0 bytes): {path}')
 
 
+def _native_path(path):
+    """``path`` as libsndfile can open it: bytes where the name is not valid Unicode.
+
+    On POSIX, Python decodes a file name that is not valid UTF-8 with surrogate escapes;
+    soundfile cannot encode such a name, but accepts the original bytes.
+    """
+    try:
+        path.encode('utf-8')
+        return path
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+
+
 def _read_frames(path):
     """Read ``path`` as (n_samples, n_channels) float32 and its sampling rate."""
     try:
-        data, sr = sf.read(path, dtype='float32', always_2d=True)
+        data, sr = sf.read(_native_path(path), dtype='float32', always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as sf_error:
         try:
             data, sr = _read_with_librosa(path)
@@ -110,7 +123,7 @@ def audio_duration(path):
     path = os.fspath(path)
     check_audio_file(path)
     try:
-        info = sf.info(path)
+        info = sf.info(_native_path(path))
         return info.frames / float(info.samplerate)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError):
         data, file_sr = _read_frames(path)

@@ -2,20 +2,24 @@
 
 Each subcommand lives in ``ctc_chroma_lib/commands/<name>.py`` and provides
 ``add_parser(subparsers)`` (which sets ``func`` on its parser). Errors on bad input are
-:class:`CTCChromaError`: printed as one line on stderr, exit code 2, no traceback.
+:class:`CTCChromaError`: printed as one line on stderr (and, under ``--json``, as
+``{"error": ...}`` on stdout), exit code 2, no traceback. An interrupt (Ctrl-C) at any moment
+ends with "interrupted" and exit code 130, even where a library swallowed it.
 """
 import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
 
 # TensorFlow's native log lines (start-up notes, graph-optimizer messages) are noise on a
 # command line; real failures still raise. A value the user set is kept.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from . import __version__
-from .errors import CTCChromaError
+from .errors import CTCChromaError, printable
 
 COMMAND_ORDER = ('chroma', 'train', 'evaluate', 'align', 'index', 'query')
 """Order of the subcommands in ``--help``; modules not listed here follow alphabetically."""
@@ -40,20 +44,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Interrupts:
+    """Counts SIGINTs, so that an interrupt swallowed by library code still ends the run."""
+
+    count = 0
+
+    @classmethod
+    def handler(cls, signum, frame):
+        cls.count += 1
+        raise KeyboardInterrupt
+
+
+def _fail(args, message: str) -> None:
+    """One line on stderr; under ``--json`` (to stdout) also ``{"error": ...}`` on stdout."""
+    if getattr(args, 'json', None) is True:
+        import json
+        print(json.dumps({'error': message}))
+    command = getattr(args, 'command', None)
+    prog = f'ctc-chroma {command}' if command else 'ctc-chroma'
+    print(f'{prog}: error: {printable(message)}', file=sys.stderr)
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, 'func', None):
-        parser.print_help()
-        return 0
+    """Run the command line; return the exit status (0 ok, 1 check failed, 2 bad input,
+    130 interrupted)."""
+    args = None
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _Interrupts.handler)
+    _Interrupts.count = 0
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, 'func', None):
+            parser.print_help()
+            return 0
+        status = int(args.func(args) or 0)
+        if _Interrupts.count:  # an interrupt that some library caught and ignored
+            raise KeyboardInterrupt
+        return status
     except CTCChromaError as e:
-        print(f'ctc-chroma {args.command}: error: {e}', file=sys.stderr)
+        _fail(args, str(e))
         return 2
     except KeyboardInterrupt:
-        print(f'ctc-chroma {args.command}: interrupted', file=sys.stderr)
+        _fail(args, 'interrupted')
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == '__main__':

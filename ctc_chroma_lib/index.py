@@ -6,41 +6,77 @@ Layout of an index directory::
 
     manifest.json                 feature kind, parameters, and one entry per recording
     features/<key>-<hash>.npz     chroma (12 x T float32) and times (T,) of one recording
+    .lock                         held by the one run that may write to the index
 
-Every ``.npz`` is written atomically before the manifest that lists it; the manifest is
-rewritten atomically every few seconds and when the run ends (normally, by an error or an
-interrupt), so an interrupted or even killed run leaves a valid index that lists only
-completed recordings; the next run continues from there. A recording is
-recomputed when its size or modification time changed *and* its content hash differs;
-recordings no longer in the folder are dropped. The ``.npz`` name contains the content hash,
-so a changed recording never overwrites the features the current manifest points to.
+What an index guarantees:
+
+- **Atomic writes.** Every ``.npz`` is written atomically before the manifest that lists it;
+  the manifest is rewritten atomically every few seconds and when the run ends (normally,
+  by an error or an interrupt). An interrupted or even killed run leaves a valid index that
+  lists only completed recordings, and the next run continues from there (and removes the
+  temporary files a killed run left).
+- **One writer.** ``index`` holds an exclusive lock on ``.lock``; a second run on the same
+  index fails at once with a clear message. The operating system releases the lock when a
+  run ends, however it ends.
+- **No silent deletion.** Recordings that are no longer in the folder are dropped, but
+  dropping more than :data:`PRUNE_LIMIT` of them, or all of them (an unmounted or wrong
+  folder), needs ``prune=True`` (``--prune``). A folder without audio files is an error
+  unless ``allow_empty=True``.
+- **Verified features.** Each entry stores the size and SHA-256 of its feature file. Every
+  ``index`` run checks them and recomputes missing, changed or corrupt feature files;
+  loading checks them again, and also the dtype, shape, finiteness and unit norm of the
+  chroma. Feature paths must be plain file names inside ``features/`` and regular files:
+  a manifest cannot make a query open ``../../etc/passwd``, ``/dev/zero`` or a named pipe.
+- **Incremental.** A recording is recomputed when its size or modification time changed
+  *and* its content hash differs. The ``.npz`` name contains the content hash, so a changed
+  recording never overwrites the features the current manifest points to.
 
 Unreadable audio is an error (naming the file), detected before any feature is written:
 a silently incomplete index would make retrieval results misleading.
 """
 import hashlib
+import io
 import json
+import math
+import os
+import re
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from .audio import check_audio_duration
 from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
-from .fileio import atomic_path
+from .fileio import (atomic_path, exclusive_lock, is_locked, read_regular_file, sha256_bytes,
+                     sha256_file)
 
 INDEX_FORMAT = 'ctc-chroma-index'
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+"""Version 2 added the size and SHA-256 of every feature file (``npz_size``, ``npz_sha256``);
+an ``index`` run upgrades a version-1 index in place."""
 MANIFEST_NAME = 'manifest.json'
 FEATURES_DIR = 'features'
+LOCK_NAME = '.lock'
 AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.mp3', '.m4a', '.aif', '.aiff', '.aifc',
                     '.opus', '.wma', '.au')
 
 MANIFEST_INTERVAL = 2.0
 """Seconds between manifest checkpoints while indexing."""
+
+PRUNE_LIMIT = 3
+"""Recordings an ``index`` run may drop without ``--prune`` (never all of them)."""
+
+NORM_TOLERANCE = 1e-3
+"""Largest deviation of a stored chroma frame's Euclidean norm from 1."""
+
+NPZ_NAME = re.compile(r'[0-9a-f]{12}-[0-9a-f]{16}\.npz')
+"""The only feature file names an index writes or opens."""
+_HEX64 = re.compile(r'[0-9a-f]{64}')
+_LEFTOVERS = (f'.{Path(MANIFEST_NAME).stem}.*.tmp.json', f'{FEATURES_DIR}/.*.tmp.npz')
 
 MODEL_ALIASES = {'teaching': 'ctc', 'teaching-ctc': 'ctc', 'teaching-strong': 'strong',
                  'teaching-linear': 'linear'}
@@ -90,14 +126,7 @@ def file_hash(path) -> str:
 
     Notebook: 06_Retrieval.ipynb
     """
-    hasher = hashlib.sha256()
-    try:
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''):
-                hasher.update(block)
-    except OSError as e:
-        raise CTCChromaError(f'{path}: cannot read ({e.strerror or e})') from None
-    return hasher.hexdigest()
+    return sha256_file(path)
 
 
 def feature_params(kind: str) -> dict:
@@ -123,38 +152,98 @@ def feature_params(kind: str) -> dict:
     return json.loads(json.dumps(params))
 
 
-def read_manifest(index_dir) -> dict:
+# manifest
+
+def entry_problem(entry, checksum: bool = True) -> Optional[str]:
+    """What is wrong with one manifest entry, or None if it is well-formed.
+
+    Notebook: 06_Retrieval.ipynb
+
+    Args:
+        entry: The entry, as read from the manifest
+        checksum (bool): Require the feature file's size and checksum (version 2)
+            (Default value = True)
+
+    Returns:
+        problem (str): Description, or None
+    """
+    if not isinstance(entry, dict):
+        return 'the entry is not an object'
+    fields = [('size', int), ('mtime', (int, float)), ('sha256', str), ('npz', str),
+              ('frames', int)]
+    if checksum:
+        fields += [('npz_size', int), ('npz_sha256', str)]
+    for key, types in fields:
+        value = entry.get(key)
+        if not isinstance(value, types) or isinstance(value, bool):
+            return f'field {key!r} is missing or invalid'
+    if not NPZ_NAME.fullmatch(entry['npz']):
+        return f'feature file {entry["npz"]!r} is not a file name of an index (outside features/?)'
+    if entry['frames'] < 1 or entry['size'] < 0 or not math.isfinite(entry['mtime']):
+        return 'frames, size or mtime out of range'
+    if not _HEX64.fullmatch(entry['sha256']) or (checksum
+                                                 and not _HEX64.fullmatch(entry['npz_sha256'])):
+        return 'a checksum is not a SHA-256 hex digest'
+    return None
+
+
+def read_manifest(index_dir, strict: bool = True) -> dict:
     """Read and check an index manifest.
 
     Notebook: 06_Retrieval.ipynb
 
     Args:
         index_dir (str or Path): Index directory
+        strict (bool): Also require every entry to be well-formed and the current index
+            version (as queries do); ``index`` itself reads leniently and repairs
+            (Default value = True)
 
     Returns:
         manifest (dict): ``format``, ``version``, ``kind``, ``params``, ``files``
-            (relative path -> {size, mtime, sha256, npz, frames})
+            (relative path -> {size, mtime, sha256, npz, npz_size, npz_sha256, frames})
+
+    Raises:
+        CTCChromaError: The directory is not an index, or the manifest is corrupt
     """
     index_dir = Path(index_dir)
     path = index_dir / MANIFEST_NAME
     if not index_dir.is_dir():
         raise CTCChromaError(f'{index_dir}: index not found')
-    if not path.is_file():
+    if not path.exists():
         raise CTCChromaError(f'{index_dir}: not an index ({MANIFEST_NAME} missing)')
     try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        manifest = json.loads(read_regular_file(path).decode('utf-8'))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CTCChromaError(f'{path}: corrupt index manifest ({e})') from None
     if (not isinstance(manifest, dict) or manifest.get('format') != INDEX_FORMAT
-            or not isinstance(manifest.get('files'), dict) or 'kind' not in manifest):
+            or not isinstance(manifest.get('files'), dict)
+            or not isinstance(manifest.get('kind'), str)
+            or not isinstance(manifest.get('params'), dict)):
         raise CTCChromaError(f'{path}: not a {INDEX_FORMAT} manifest')
-    if manifest.get('version') != INDEX_VERSION:
-        raise CTCChromaError(f'{path}: index version {manifest.get("version")!r} is not '
-                             f'supported (expected {INDEX_VERSION}); rebuild the index')
+    version = manifest.get('version')
+    if version not in (1, INDEX_VERSION) or isinstance(version, bool):
+        raise CTCChromaError(f'{path}: index version {version!r} is not supported (expected '
+                             f'{INDEX_VERSION}); rebuild the index')
+    if strict:
+        rate = manifest['params'].get('feature_rate')
+        if rate != FEATURE_RATE:
+            raise CTCChromaError(f'{path}: features at {rate!r} Hz, but queries are built at '
+                                 f'{FEATURE_RATE:g} Hz; run ctc-chroma index on its folder to '
+                                 f'rebuild it')
+        if version != INDEX_VERSION:
+            raise CTCChromaError(f'{path}: index version {version} stores no feature '
+                                 f'checksums; run ctc-chroma index on its folder once to '
+                                 f'upgrade it')
+        for rel, entry in manifest['files'].items():
+            problem = entry_problem(entry)
+            if problem:
+                raise CTCChromaError(f'{path}: corrupt entry for {rel}: {problem}; run '
+                                     f'ctc-chroma index on its folder to repair it')
     return manifest
 
 
 def _write_manifest(index_dir: Path, manifest: dict) -> None:
+    manifest['version'] = INDEX_VERSION
     with atomic_path(index_dir / MANIFEST_NAME) as tmp:
         Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True) + '\n')
 
@@ -165,9 +254,145 @@ def _new_manifest(kind, params, audio_dir):
             'library_version': __version__, 'audio_dir': str(audio_dir), 'files': {}}
 
 
+# feature files
+
+def check_chromagram(chromagram: np.ndarray, frames: int, name: str) -> None:
+    """Raise CTCChromaError unless ``chromagram`` is what an index stores.
+
+    Notebook: 06_Retrieval.ipynb
+
+    That is: float32, shape (12, ``frames``), finite, non-negative, and every column of
+    unit Euclidean norm (within :data:`NORM_TOLERANCE`). Features scaled by a factor or
+    stored as integers would otherwise rank first with a meaningless cost.
+
+    Args:
+        chromagram (np.ndarray): Features as loaded
+        frames (int): Number of frames the manifest lists
+        name (str): File name for the message
+    """
+    if chromagram.dtype != np.float32:
+        raise CTCChromaError(f'{name}: features of dtype {chromagram.dtype}, expected float32')
+    if chromagram.shape != (12, frames):
+        raise CTCChromaError(f'{name}: features of shape {chromagram.shape}, expected '
+                             f'(12, {frames})')
+    if not np.all(np.isfinite(chromagram)):
+        raise CTCChromaError(f'{name}: features contain NaN or infinite values')
+    if chromagram.min() < 0:
+        raise CTCChromaError(f'{name}: features contain negative values')
+    norms = np.linalg.norm(chromagram.astype(np.float64), axis=0)
+    worst = int(np.argmax(np.abs(norms - 1)))
+    if abs(norms[worst] - 1) > NORM_TOLERANCE:
+        raise CTCChromaError(f'{name}: frame {worst} has norm {norms[worst]:.6g}, expected '
+                             f'unit-norm frames')
+
+
+def _parse_npz(data: bytes, name: str) -> np.ndarray:
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return npz['chroma']
+    except Exception as e:  # truncated, foreign or pickled content
+        raise CTCChromaError(f'{name}: not a feature file ({type(e).__name__}: {e})') from None
+
+
+def _verified_features(index_dir: Path, entry: dict) -> np.ndarray:
+    path = index_dir / FEATURES_DIR / entry['npz']
+    data = read_regular_file(path)
+    if len(data) != entry['npz_size'] or sha256_bytes(data) != entry['npz_sha256']:
+        raise CTCChromaError(f'{path}: does not match its checksum (changed or corrupted on '
+                             f'disk)')
+    chromagram = _parse_npz(data, str(path))
+    check_chromagram(chromagram, entry['frames'], str(path))
+    return chromagram
+
+
+def load_features(index_dir, rel: str, entry: dict) -> np.ndarray:
+    """The verified chromagram of one index entry.
+
+    Notebook: 06_Retrieval.ipynb
+
+    Args:
+        index_dir (str or Path): Index directory
+        rel (str): The recording's path relative to the audio folder (for messages)
+        entry (dict): Its well-formed manifest entry (see :func:`entry_problem`)
+
+    Returns:
+        chromagram (np.ndarray): 12 x T float32, unit-norm columns
+
+    Raises:
+        CTCChromaError: The feature file is missing, not a regular file, does not match its
+            checksum, or does not hold valid chroma; the message names it and the recording
+    """
+    try:
+        return _verified_features(Path(index_dir), entry)
+    except CTCChromaError as e:
+        raise CTCChromaError(f'{e} (features of {rel}); run ctc-chroma index on its folder to '
+                             f'recompute them') from None
+
+
+def _stored_entry_problem(index_dir: Path, entry: dict) -> Optional[str]:
+    """Problem of an entry's feature file as ``index`` sees it; adds a missing checksum."""
+    problem = entry_problem(entry, checksum=False)
+    if problem:
+        return problem
+    path = index_dir / FEATURES_DIR / entry['npz']
+    try:
+        data = read_regular_file(path)
+    except CTCChromaError as e:
+        return str(e)
+    if 'npz_sha256' not in entry:  # version 1: adopt the checksum of valid content
+        try:
+            check_chromagram(_parse_npz(data, str(path)), entry['frames'], str(path))
+        except CTCChromaError as e:
+            return str(e)
+        entry['npz_size'], entry['npz_sha256'] = len(data), sha256_bytes(data)
+    if entry_problem(entry):
+        return entry_problem(entry)
+    if len(data) != entry['npz_size'] or sha256_bytes(data) != entry['npz_sha256']:
+        return f'{path}: does not match its checksum'
+    return None
+
+
+# building
+
+def _create_index_dir(index_dir: Path) -> bool:
+    """Create the index directory if missing; True if this call created it."""
+    if index_dir.exists() and not index_dir.is_dir():
+        raise CTCChromaError(f'{index_dir}: exists and is not a directory; choose another --out')
+    try:
+        index_dir.mkdir(parents=True)
+        return True
+    except FileExistsError:
+        if index_dir.is_dir():
+            return False
+        raise CTCChromaError(f'{index_dir}: cannot create the index directory (a parent is '
+                             f'a file)') from None
+    except OSError as e:
+        raise CTCChromaError(f'{index_dir}: cannot create the index directory '
+                             f'({e.strerror or e})') from None
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Temporary files of killed runs (only called while holding the lock)."""
+    for pattern in _LEFTOVERS:
+        for path in index_dir.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _only_index_files(index_dir: Path) -> bool:
+    """True if the folder holds nothing but what an index run writes (a killed first run)."""
+    for path in index_dir.iterdir():
+        if path.name == LOCK_NAME:
+            continue
+        if path.name != FEATURES_DIR or not path.is_dir():
+            return False
+        if any(not NPZ_NAME.fullmatch(p.name) for p in path.iterdir()):
+            return False
+    return True
+
+
 def _open_or_create(index_dir: Path, kind: str, params: dict, audio_dir: Path) -> dict:
-    if (index_dir / MANIFEST_NAME).is_file():
-        manifest = read_manifest(index_dir)
+    if (index_dir / MANIFEST_NAME).exists():
+        manifest = read_manifest(index_dir, strict=False)
         if manifest['kind'] != kind:
             raise CTCChromaError(f'{index_dir}: index holds {manifest["kind"]!r} features, not '
                                  f'{kind!r}; use --model {manifest["kind"]} or another --out')
@@ -177,13 +402,14 @@ def _open_or_create(index_dir: Path, kind: str, params: dict, audio_dir: Path) -
         manifest['params'] = params
         manifest['audio_dir'] = str(audio_dir)
         return manifest
-    if index_dir.exists() and (not index_dir.is_dir() or any(index_dir.iterdir())):
+    if not _only_index_files(index_dir):
         raise CTCChromaError(f'{index_dir}: exists and is not an index; choose a new --out')
     return _new_manifest(kind, params, audio_dir)
 
 
 def _remove_unreferenced(index_dir: Path, manifest: dict) -> None:
-    referenced = {entry['npz'] for entry in manifest['files'].values()}
+    referenced = {entry.get('npz') for entry in manifest['files'].values()
+                  if isinstance(entry, dict)}
     features = index_dir / FEATURES_DIR
     if features.is_dir():
         for path in features.glob('*.npz'):
@@ -191,8 +417,20 @@ def _remove_unreferenced(index_dir: Path, manifest: dict) -> None:
                 path.unlink()
 
 
+def _check_removals(index_dir: Path, audio_dir: Path, manifest: dict, removed: List[str],
+                    prune: bool) -> None:
+    total = len(manifest['files'])
+    if prune or not removed or (len(removed) <= PRUNE_LIMIT and len(removed) < total):
+        return
+    shown = ', '.join(removed[:3]) + (', ...' if len(removed) > 3 else '')
+    raise CTCChromaError(
+        f'{index_dir}: {len(removed)} of its {total} recordings are not in {audio_dir} '
+        f'({shown}); nothing was changed. Is that the right folder, and is it mounted? '
+        f'Pass --prune to remove them from the index')
+
+
 def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable] = None,
-                progress=True) -> dict:
+                progress=True, prune=False, allow_empty=False) -> dict:
     """Create or update the index of all audio files below ``audio_dir``.
 
     Notebook: 06_Retrieval.ipynb
@@ -204,9 +442,17 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         feature_fn (callable): ``feature_fn(audio_path, kind) -> (chroma, times)``
             (Default value = None: ``compute_chroma(path, kind, cache=False)``)
         progress (bool): Progress bar on stderr (Default value = True)
+        prune (bool): Allow dropping more than :data:`PRUNE_LIMIT` (or all) recordings that
+            are no longer in the folder (Default value = False)
+        allow_empty (bool): Accept a folder without audio files (Default value = False)
 
     Returns:
-        summary (dict): Counts ``added``, ``updated``, ``removed``, ``unchanged``, ``total``
+        summary (dict): Counts ``added``, ``updated``, ``repaired``, ``removed``,
+            ``unchanged``, ``total``
+
+    Raises:
+        CTCChromaError: Bad folder or model, unreadable audio, another run holding the lock,
+            removals without ``prune``, an empty folder without ``allow_empty``
     """
     from . import chroma
     audio_dir, index_dir = Path(audio_dir).resolve(), Path(index_dir)
@@ -215,31 +461,51 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         def feature_fn(path, kind):
             return chroma.compute_chroma(path, kind, cache=False)
     files = find_audio_files(audio_dir)
+    if not files and not allow_empty:
+        raise CTCChromaError(f'{audio_dir}: no audio files found ({", ".join(AUDIO_EXTENSIONS)});'
+                             f' nothing was changed. Pass --allow-empty to accept an empty index')
     params = feature_params(kind)
-    manifest = _open_or_create(index_dir, kind, params, audio_dir)
+    created = _create_index_dir(index_dir)
+    try:
+        with exclusive_lock(index_dir / LOCK_NAME, str(index_dir)):
+            return _update_index(audio_dir, index_dir, kind, params, files, feature_fn,
+                                 progress, prune)
+    except BaseException:
+        if created and not (index_dir / MANIFEST_NAME).exists():
+            shutil.rmtree(index_dir, ignore_errors=True)  # nothing was written: leave no trace
+        raise
 
+
+def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, progress,
+                  prune) -> dict:
+    _remove_leftovers(index_dir)
+    manifest = _open_or_create(index_dir, kind, params, audio_dir)
     current = {p.relative_to(audio_dir).as_posix(): p for p in files}
     removed = [rel for rel in manifest['files'] if rel not in current]
+    _check_removals(index_dir, audio_dir, manifest, removed, prune)
     todo, unchanged = [], 0
     for rel, path in current.items():
         stat = path.stat()
         entry = manifest['files'].get(rel)
-        if entry and entry['size'] == stat.st_size and entry['mtime'] == stat.st_mtime:
+        status = 'added'
+        if entry is not None:
+            status = 'repaired' if _stored_entry_problem(index_dir, entry) else 'updated'
+        if status == 'updated' and entry['size'] == stat.st_size \
+                and entry['mtime'] == stat.st_mtime:
             unchanged += 1
             continue
         digest = file_hash(path)
-        if entry and entry['sha256'] == digest:
+        if status == 'updated' and entry['sha256'] == digest:
             entry['mtime'], entry['size'] = stat.st_mtime, stat.st_size  # touched, same content
             unchanged += 1
             continue
-        todo.append((rel, path, stat, digest, entry is not None))
+        todo.append((rel, path, stat, digest, status))
     # check every file to be (re)computed before writing anything
     for _, path, _, _, _ in todo:
         check_audio_duration(path)
 
     for rel in removed:
         del manifest['files'][rel]
-    index_dir.mkdir(parents=True, exist_ok=True)
     (index_dir / FEATURES_DIR).mkdir(exist_ok=True)
     _write_manifest(index_dir, manifest)
 
@@ -248,22 +514,17 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         import sys
         from tqdm import tqdm
         iterator = tqdm(todo, desc=f'indexing ({kind})', file=sys.stderr, leave=False)
-    last_write = time.monotonic()
+    last_write, done = time.monotonic(), 0
     try:
         for rel, path, stat, digest, _ in iterator:
-            chromagram, times = feature_fn(path, kind)
-            chromagram = np.asarray(chromagram, dtype=np.float32)
-            if chromagram.ndim != 2 or chromagram.shape[0] != 12 or chromagram.shape[1] == 0:
-                raise CTCChromaError(f'{path}: no chroma frames computed '
-                                     f'(shape {chromagram.shape})')
-            key = hashlib.sha1(rel.encode()).hexdigest()[:12]
-            npz = f'{key}-{digest[:16]}.npz'
-            with atomic_path(index_dir / FEATURES_DIR / npz) as tmp:
-                np.savez(tmp, chroma=chromagram, times=np.asarray(times, dtype=np.float32))
-            manifest['files'][rel] = {'size': stat.st_size, 'mtime': stat.st_mtime,
-                                      'sha256': digest, 'npz': npz,
-                                      'frames': int(chromagram.shape[1]),
-                                      'indexed_at': time.time()}
+            try:
+                entry = _compute_entry(index_dir, rel, path, kind, digest, feature_fn)
+            except CTCChromaError as e:
+                raise CTCChromaError(f'{e} (the index keeps the {done} recordings completed in '
+                                     f'this run; fix or remove the file and run again)') from None
+            entry.update(size=stat.st_size, mtime=stat.st_mtime)
+            manifest['files'][rel] = entry
+            done += 1
             # checkpoint: a killed run loses at most the last few seconds of work
             if time.monotonic() - last_write > MANIFEST_INTERVAL:
                 _write_manifest(index_dir, manifest)
@@ -272,13 +533,34 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         # also on errors and interrupts: the manifest lists exactly the completed files
         _write_manifest(index_dir, manifest)
     _remove_unreferenced(index_dir, manifest)
-    added = sum(1 for t in todo if not t[4])
-    return {'added': added, 'updated': len(todo) - added, 'removed': len(removed),
-            'unchanged': unchanged, 'total': len(manifest['files'])}
+    summary = {status: sum(1 for t in todo if t[4] == status)
+               for status in ('added', 'updated', 'repaired')}
+    summary.update(removed=len(removed), unchanged=unchanged, total=len(manifest['files']))
+    return summary
 
+
+def _compute_entry(index_dir: Path, rel: str, path: Path, kind: str, digest: str,
+                   feature_fn: Callable) -> dict:
+    chromagram, times = feature_fn(path, kind)
+    chromagram = np.asarray(chromagram, dtype=np.float32)
+    if chromagram.ndim != 2 or chromagram.shape[0] != 12 or chromagram.shape[1] == 0:
+        raise CTCChromaError(f'{path}: no chroma frames computed (shape {chromagram.shape})')
+    check_chromagram(chromagram, chromagram.shape[1], str(path))
+    key = hashlib.sha1(os.fsencode(rel)).hexdigest()[:12]
+    npz = f'{key}-{digest[:16]}.npz'
+    buffer = io.BytesIO()
+    np.savez(buffer, chroma=chromagram, times=np.asarray(times, dtype=np.float32))
+    data = buffer.getvalue()
+    with atomic_path(index_dir / FEATURES_DIR / npz) as tmp:
+        Path(tmp).write_bytes(data)
+    return {'sha256': digest, 'npz': npz, 'npz_size': len(data), 'npz_sha256': sha256_bytes(data),
+            'frames': int(chromagram.shape[1]), 'indexed_at': time.time()}
+
+
+# reading
 
 def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[str, np.ndarray]]]:
-    """Read an index: its manifest and the chromagram of every recording.
+    """Read an index: its manifest and the verified chromagram of every recording.
 
     Notebook: 06_Retrieval.ipynb
 
@@ -289,6 +571,10 @@ def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[
     Returns:
         manifest (dict): See :func:`read_manifest`
         documents (list of (str, np.ndarray)): (relative path, chromagram 12 x T) pairs
+
+    Raises:
+        CTCChromaError: Not an index, another kind, no recordings, or a corrupt entry or
+            feature file (see :func:`load_features`)
     """
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
@@ -299,17 +585,56 @@ def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[
                                  f'not {kind!r}')
     if not manifest['files']:
         raise CTCChromaError(f'{index_dir}: the index holds no recordings')
-    documents = []
-    for rel in sorted(manifest['files']):
-        path = index_dir / FEATURES_DIR / str(manifest['files'][rel].get('npz', ''))
-        try:
-            with np.load(path) as data:
-                chromagram = np.asarray(data['chroma'], dtype=np.float32)
-        except Exception as e:  # missing, truncated or foreign file
-            raise CTCChromaError(f'{path}: corrupt index entry for {rel} '
-                                 f'({type(e).__name__}: {e}); rebuild the index') from None
-        if chromagram.ndim != 2 or chromagram.shape[0] != 12 or chromagram.shape[1] == 0:
-            raise CTCChromaError(f'{path}: corrupt index entry for {rel} '
-                                 f'(chroma shape {chromagram.shape})')
-        documents.append((rel, chromagram))
+    documents = [(rel, load_features(index_dir, rel, manifest['files'][rel]))
+                 for rel in sorted(manifest['files'])]
     return manifest, documents
+
+
+def check_index(index_dir) -> Dict[str, list]:
+    """Verify an index without changing it: every entry and every feature file.
+
+    Notebook: 06_Retrieval.ipynb
+
+    Args:
+        index_dir (str or Path): Index directory
+
+    Returns:
+        report (dict): ``problems`` (list of str: what makes queries fail or mislead),
+            ``notes`` (list of str: harmless findings such as leftover temporary files),
+            ``total`` (number of recordings)
+
+    Raises:
+        CTCChromaError: Not an index, or a manifest that cannot be read at all
+    """
+    index_dir = Path(index_dir)
+    manifest = read_manifest(index_dir, strict=False)
+    problems, notes = [], []
+    if manifest['version'] != INDEX_VERSION:
+        problems.append(f'index version {manifest["version"]} stores no feature checksums; '
+                        f'run ctc-chroma index on its folder once to upgrade it')
+    referenced = set()
+    for rel in sorted(manifest['files']):
+        entry = manifest['files'][rel]
+        problem = entry_problem(entry, checksum=manifest['version'] == INDEX_VERSION)
+        if problem is None:
+            referenced.add(entry['npz'])
+            if 'npz_sha256' in entry:
+                try:
+                    _verified_features(index_dir, entry)
+                except CTCChromaError as e:
+                    problem = str(e)
+        if problem:
+            problems.append(f'{rel}: {problem}')
+    features = index_dir / FEATURES_DIR
+    if features.is_dir():
+        orphans = [p.name for p in features.glob('*.npz') if p.name not in referenced]
+        if orphans:
+            notes.append(f'{len(orphans)} feature file(s) not in the manifest (removed by the '
+                         f'next index run)')
+    leftovers = [p for pattern in _LEFTOVERS for p in index_dir.glob(pattern)]
+    if leftovers:
+        notes.append(f'{len(leftovers)} temporary file(s) of an interrupted run (removed by '
+                     f'the next index run)')
+    if is_locked(index_dir / LOCK_NAME):
+        notes.append('an index run is updating the index right now')
+    return {'problems': problems, 'notes': notes, 'total': len(manifest['files'])}

@@ -41,6 +41,13 @@ performances from about 0.35 to 2.8 times the score duration."""
 
 TEMPO_STRATEGIES = ('score', 'multi')
 
+MAX_QUERY_FRAMES = int(12 * 3600 * FEATURE_RATE)
+"""Longest query chromagram (12 hours at 25 Hz, 52 MB); longer themes are input errors."""
+
+MAX_COMPRESSION = 2.0
+"""The step sizes {(2,1),(1,2),(1,1)} let a query match a recording span at most this many
+times shorter than itself."""
+
 LEGATO_TOLERANCE = 0.03
 """Overlap (seconds) between consecutive notes of a MIDI theme still read as legato, not as
 polyphony; the earlier note is cut at the later onset."""
@@ -171,6 +178,9 @@ def query_chromagram(notes: Sequence[ThemeNote], feature_rate=FEATURE_RATE, temp
                              f'{feature_rate!r}')
     t0 = min(n.start for n in notes)
     frames_per_second = scale * feature_rate
+    if not duration * frames_per_second <= MAX_QUERY_FRAMES:
+        raise CTCChromaError(f'{name}: the query would last {duration * scale:.4g} s, more than '
+                             f'{MAX_QUERY_FRAMES / feature_rate / 3600:g} hours')
     num_frames = max(1, _round(duration * frames_per_second))
     # chroma class per frame; -1 = no note sounding (rest)
     frame_chroma = np.full(num_frames, -1, dtype=np.int64)
@@ -190,6 +200,34 @@ def query_chromagram(notes: Sequence[ThemeNote], feature_rate=FEATURE_RATE, temp
         else:
             X[:, i] = 1.0 / np.sqrt(12.0)
     return X
+
+
+def check_theme_fits(notes: Sequence[ThemeNote], longest_frames: int, tempo='score',
+                     factors=DEFAULT_TEMPO_FACTORS, feature_rate=FEATURE_RATE,
+                     name='theme') -> None:
+    """Raise CTCChromaError if even the shortest query of a theme cannot match any recording.
+
+    Notebook: 06_Retrieval.ipynb
+
+    Checked before the queries are built, so that a theme of absurd length fails at once
+    instead of after allocating its query.
+
+    Args:
+        notes (list of ThemeNote): Monophonic theme
+        longest_frames (int): Frames of the longest recording
+        tempo (str): Tempo strategy, see :func:`build_queries` (Default value = 'score')
+        factors (tuple of float): Duration factors for 'multi' (Default value =
+            DEFAULT_TEMPO_FACTORS)
+        feature_rate (float): Frames per second (Default value = 25.0)
+        name (str): Theme name for the message (Default value = 'theme')
+    """
+    duration = theme_duration(notes)
+    shortest = duration * (min(factors) if tempo == 'multi' else 1.0)
+    if shortest * feature_rate / MAX_COMPRESSION > longest_frames + 1:
+        raise CTCChromaError(
+            f'{name}: the theme ({duration:.4g} s at score tempo) is longer than every '
+            f'recording can match (longest {longest_frames / feature_rate:.1f} s; matching '
+            f'compresses a theme at most {MAX_COMPRESSION:g}-fold)')
 
 
 def build_queries(notes: Sequence[ThemeNote], tempo='score', factors=DEFAULT_TEMPO_FACTORS,

@@ -22,6 +22,8 @@ from .fileio import atomic_path
 
 THEME_CSV_COLUMNS = ('Start', 'Duration', 'Pitch', 'StartBeat', 'DurationBeat')
 ALIGNMENT_CSV_COLUMNS = ('Start', 'End', 'Pitch')
+MIDI_PITCHES = (0, 127)
+"""Lowest and highest valid MIDI pitch."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,11 @@ def check_monophonic(notes: Sequence[ThemeNote], name: str = 'theme', tol: float
         if not (math.isfinite(note.start) and math.isfinite(note.duration)) or note.duration <= 0:
             raise CTCChromaError(f'{name}: note {i + 1} has an invalid onset or duration '
                                  f'({note.start}, {note.duration})')
+        if not (isinstance(note.pitch, (int, np.integer))
+                and MIDI_PITCHES[0] <= note.pitch <= MIDI_PITCHES[1]):
+            raise CTCChromaError(f'{name}: note {i + 1} has an invalid pitch {note.pitch!r} '
+                                 f'(expected an integer MIDI pitch {MIDI_PITCHES[0]} to '
+                                 f'{MIDI_PITCHES[1]})')
     for i in range(1, len(notes)):
         if notes[i].start < notes[i - 1].start - tol:
             raise CTCChromaError(f'{name}: notes are not sorted by onset (note {i + 1})')
@@ -125,7 +132,8 @@ def read_semicolon_csv(path, required):
     Notebook: 01_Task_and_Data.ipynb
     """
     try:
-        with open(path, newline='', encoding='utf-8') as f:
+        # utf-8-sig: spreadsheet programs often write a byte-order mark before the header
+        with open(path, newline='', encoding='utf-8-sig') as f:
             reader = csv.DictReader(f, delimiter=';')
             missing = [c for c in required if c not in (reader.fieldnames or [])]
             if missing:
@@ -140,9 +148,15 @@ def read_semicolon_csv(path, required):
 
 def _number(row, column, path, kind=float):
     try:
-        value = kind(row[column]) if kind is float else kind(float(row[column]))
+        value = float(row[column])
     except (TypeError, ValueError):
         raise CTCChromaError(f'{path}: invalid {column} value {row[column]!r}') from None
+    if kind is int:
+        if not (math.isfinite(value) and value == round(value) and MIDI_PITCHES[0] <= value
+                <= MIDI_PITCHES[1]):
+            raise CTCChromaError(f'{path}: invalid {column} value {row[column]!r} (expected an '
+                                 f'integer MIDI pitch {MIDI_PITCHES[0]} to {MIDI_PITCHES[1]})')
+        return int(value)
     return value
 
 

@@ -284,6 +284,323 @@ def test_query_rejects_an_index_of_another_feature_type(built, tmp_path, capsys)
 
 def test_load_index_requires_recordings(tmp_path):
     (tmp_path / 'empty_audio').mkdir()
-    build_index(tmp_path / 'empty_audio', tmp_path / 'index', 'cqt', progress=False)
+    build_index(tmp_path / 'empty_audio', tmp_path / 'index', 'cqt', progress=False,
+                allow_empty=True)
     with pytest.raises(CTCChromaError, match='no recordings'):
         load_index(tmp_path / 'index')
+
+
+# integrity: one writer, no silent deletion, a manifest that is not trusted blindly
+
+def run_cli(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err.strip().splitlines()
+
+
+def test_a_second_writer_fails_cleanly_while_an_index_run_holds_the_lock(index_copy, capsys):
+    from ctc_chroma_lib.fileio import exclusive_lock
+    from ctc_chroma_lib.index import LOCK_NAME
+    audio, index = index_copy
+    before = read_manifest(index)
+    with exclusive_lock(index / LOCK_NAME, 'the test'):
+        code, _, err = run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)
+    assert code == 2 and len(err) == 1 and 'another process' in err[0]
+    assert read_manifest(index) == before
+
+
+def test_index_recomputes_a_missing_feature_file(index_copy, capsys):
+    audio, index = index_copy
+    npz = index / 'features' / read_manifest(index)['files']['a.wav']['npz']
+    npz.unlink()
+    code, out, _ = run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)
+    assert code == 0 and '1 repaired' in out and '2 unchanged' in out
+    assert npz.is_file()
+    assert len(load_index(index)[1]) == 3
+
+
+def rewrite_features(index, rel, transform, update_checksum):
+    """Replace the features of ``rel`` by ``transform(chroma)``, as tampering would."""
+    from ctc_chroma_lib.fileio import sha256_file
+    manifest = read_manifest(index)
+    entry = manifest['files'][rel]
+    path = index / 'features' / entry['npz']
+    with np.load(path) as data:
+        chroma, times = data['chroma'], data['times']
+    with open(path, 'wb') as f:
+        np.savez(f, chroma=transform(chroma), times=times)
+    if update_checksum:
+        entry['npz_size'], entry['npz_sha256'] = path.stat().st_size, sha256_file(path)
+        (index / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.mark.parametrize('transform,update_checksum,message', [
+    (lambda c: c * 1e6, False, 'checksum'),
+    (lambda c: c * 1e6, True, 'norm'),
+    (lambda c: (c * 100).astype(np.int64), True, 'dtype'),
+    (lambda c: np.where(c > 0.5, np.nan, c).astype(np.float32), True, 'NaN'),
+    (lambda c: c[:, :-5], True, 'shape')])
+def test_query_rejects_tampered_features_naming_the_file(index_copy, tmp_path, capsys,
+                                                         transform, update_checksum, message):
+    audio, index = index_copy
+    path = rewrite_features(index, 'c.ogg', transform, update_checksum)
+    theme = theme_csv(tmp_path / 'theme.csv', [69, 65, 62, 65, 69])
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index)
+    assert code == 2 and out == '' and len(err) == 1
+    assert message in err[0] and path.name in err[0] and 'c.ogg' in err[0]
+    code, out, err = run_cli(capsys, 'index', '--check', index)
+    assert code == 1 and 'problem: c.ogg' in out and len(err) == 1
+    if not update_checksum:  # an index run finds the changed file and recomputes it
+        assert run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)[0] == 0
+        assert run_cli(capsys, 'query', theme, '--index', index)[0] == 0
+
+
+def test_feature_file_of_another_recording_is_not_accepted(index_copy, tmp_path, capsys):
+    _, index = index_copy
+    files = read_manifest(index)['files']
+    shutil.copy(index / 'features' / files['a.wav']['npz'],
+                index / 'features' / files['c.ogg']['npz'])
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    code, _, err = run_cli(capsys, 'query', theme, '--index', index)
+    assert code == 2 and 'checksum' in err[0] and 'c.ogg' in err[0]
+
+
+def test_check_reports_a_sound_index(built, capsys):
+    _, index = built
+    code, out, err = run_cli(capsys, 'index', '--check', index)
+    assert code == 0 and err == [] and '3 recordings, every feature file verified' in out
+
+
+@pytest.mark.parametrize('npz', ['../../../../../../etc/passwd', '/dev/zero', '../manifest.json',
+                                 'sub/x.npz'])
+def test_manifest_cannot_point_outside_the_features_folder(index_copy, tmp_path, capsys, npz):
+    _, index = index_copy
+    manifest = read_manifest(index)
+    manifest['files']['a.wav']['npz'] = npz
+    (index / MANIFEST_NAME).write_text(json.dumps(manifest))
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    code, _, err = run_cli(capsys, 'query', theme, '--index', index)
+    assert code == 2 and len(err) == 1 and 'a.wav' in err[0] and 'not a file name' in err[0]
+
+
+def test_a_named_pipe_in_place_of_a_feature_file_does_not_hang_the_query(index_copy, tmp_path):
+    import subprocess
+    import sys
+    _, index = index_copy
+    npz = index / 'features' / read_manifest(index)['files']['a.wav']['npz']
+    npz.unlink()
+    os.mkfifo(npz)
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    run = subprocess.run([sys.executable, '-m', 'ctc_chroma_lib.cli', 'query', str(theme),
+                          '--index', str(index)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and 'not a regular file' in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize('change,message', [
+    (lambda m: m['files'].__setitem__('a.wav', 'oops'), 'not an object'),
+    (lambda m: m['files']['a.wav'].pop('size'), "'size'"),
+    (lambda m: m['files']['a.wav'].__setitem__('frames', -3), 'out of range'),
+    (lambda m: m['params'].__setitem__('feature_rate', 0), 'queries are built at 25 Hz'),
+    (lambda m: m.__setitem__('params', None), 'not a ctc-chroma-index manifest')])
+def test_malformed_manifest_entries_are_clean_errors_and_index_repairs_them(
+        index_copy, tmp_path, capsys, change, message):
+    audio, index = index_copy
+    manifest = read_manifest(index)
+    change(manifest)
+    (index / MANIFEST_NAME).write_text(json.dumps(manifest))
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    code, _, err = run_cli(capsys, 'query', theme, '--index', index)
+    assert code == 2 and len(err) == 1 and message in err[0]
+    if manifest['params'] is not None:
+        assert run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)[0] == 0
+        assert run_cli(capsys, 'query', theme, '--index', index)[0] == 0
+
+
+def test_an_empty_folder_on_an_existing_index_deletes_nothing(index_copy, tmp_path, capsys):
+    _, index = index_copy
+    (tmp_path / 'unmounted').mkdir()
+    before = sorted((index / 'features').iterdir())
+    code, _, err = run_cli(capsys, 'index', tmp_path / 'unmounted', '--model', 'cqt',
+                           '--out', index)
+    assert code == 2 and len(err) == 1 and 'no audio files' in err[0]
+    code, _, err = run_cli(capsys, 'index', tmp_path / 'unmounted', '--model', 'cqt',
+                           '--out', index, '--allow-empty')
+    assert code == 2 and len(err) == 1 and '3 of its 3 recordings' in err[0]
+    assert '--prune' in err[0]
+    assert sorted((index / 'features').iterdir()) == before
+    assert len(read_manifest(index)['files']) == 3
+    code, out, _ = run_cli(capsys, 'index', tmp_path / 'unmounted', '--model', 'cqt',
+                           '--out', index, '--allow-empty', '--prune')
+    assert code == 0 and '3 removed' in out
+
+
+def test_another_folder_on_an_existing_index_needs_prune(index_copy, tmp_path, capsys):
+    _, index = index_copy
+    other = tmp_path / 'other'
+    other.mkdir()
+    sf.write(other / 'x.wav', sine_melody([60, 64, 67]), SR)
+    code, _, err = run_cli(capsys, 'index', other, '--model', 'cqt', '--out', index)
+    assert code == 2 and 'not in' in err[0] and '--prune' in err[0]
+    assert sorted(read_manifest(index)['files']) == ['a.wav', 'c.ogg', 'sub/b.flac']
+
+
+def test_a_folder_without_audio_is_an_error_unless_allowed(tmp_path, capsys):
+    (tmp_path / 'none').mkdir()
+    code, _, err = run_cli(capsys, 'index', tmp_path / 'none', '--model', 'cqt',
+                           '--out', tmp_path / 'index')
+    assert code == 2 and 'no audio files' in err[0] and '--allow-empty' in err[0]
+    assert not (tmp_path / 'index').exists()
+    code, out, _ = run_cli(capsys, 'index', tmp_path / 'none', '--model', 'cqt',
+                           '--out', tmp_path / 'index', '--allow-empty')
+    assert code == 0 and '0 recordings' in out
+
+
+def test_out_below_a_file_is_a_clean_error(built, tmp_path, capsys):
+    audio, _ = built
+    (tmp_path / 'afile').write_text('x')
+    code, _, err = run_cli(capsys, 'index', audio, '--model', 'cqt',
+                           '--out', tmp_path / 'afile' / 'sub')
+    assert code == 2 and len(err) == 1 and 'afile' in err[0]
+
+
+def test_leftovers_of_a_run_killed_in_its_first_manifest_write_are_cleaned(tmp_path, capsys):
+    audio = write_audio_folder(tmp_path / 'audio')
+    index = tmp_path / 'index'
+    (index / 'features').mkdir(parents=True)
+    (index / '.manifest.x1y2z3.tmp.json').write_text('{"format": "ctc-chr')
+    (index / '.lock').write_text('')
+    build_index(audio, index, 'cqt', feature_fn=counting_features([]), progress=False)
+    assert not list(index.glob('.manifest.*')) and len(read_manifest(index)['files']) == 3
+
+
+def test_version_1_index_is_upgraded_in_place_by_an_index_run(index_copy, tmp_path, capsys):
+    audio, index = index_copy
+    manifest = read_manifest(index)
+    manifest['version'] = 1
+    for entry in manifest['files'].values():
+        del entry['npz_size'], entry['npz_sha256']
+    (index / MANIFEST_NAME).write_text(json.dumps(manifest))
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    code, _, err = run_cli(capsys, 'query', theme, '--index', index)
+    assert code == 2 and 'upgrade' in err[0]
+    calls = []
+    build_index(audio, index, 'cqt', feature_fn=counting_features(calls), progress=False)
+    assert calls == [] and read_manifest(index)['version'] == 2
+    assert run_cli(capsys, 'query', theme, '--index', index)[0] == 0
+
+
+# names that are not plain text
+
+def test_file_names_with_newlines_or_undecodable_bytes_are_indexed_and_shown_escaped(
+        tmp_path, capsys):
+    audio = tmp_path / 'audio'
+    audio.mkdir()
+    odd = [os.fsdecode(b'caf\xe9.wav'), 'two\nlines.wav']
+    for name, pitches in zip(odd, [[60, 62, 64, 65, 67], [67, 65, 64, 62, 60]]):
+        sf.write(os.fsencode(audio / name), sine_melody(pitches), SR)
+    code, _, _ = run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', tmp_path / 'index')
+    assert code == 0
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64, 65])
+    code, out, _ = run_cli(capsys, 'query', theme, '--index', tmp_path / 'index')
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 3
+    assert lines[1].endswith('caf\\udce9.wav') and lines[2].endswith('two\\nlines.wav')
+    code, out, _ = run_cli(capsys, 'query', theme, '--index', tmp_path / 'index', '--json')
+    assert json.loads(out)['results'][0]['file'] == odd[0]
+
+
+def test_audio_with_nan_samples_is_named_and_the_completed_recordings_kept(tmp_path, capsys):
+    audio = write_audio_folder(tmp_path / 'audio')
+    signal = sine_melody([60, 62])
+    signal[1000] = np.nan
+    sf.write(audio / 'zz_nan.wav', signal, SR, subtype='FLOAT')
+    code, _, err = run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', tmp_path / 'index')
+    # (the lines before the last are the progress bar)
+    assert code == 2 and 'zz_nan.wav' in err[-1] and 'keeps the 3' in err[-1]
+    assert err[-1].startswith('ctc-chroma index: error: ')
+    assert len(load_index(tmp_path / 'index')[1]) == 3
+
+
+# themes that are not music
+
+def theme_rows(path, rows, bom=False):
+    text = 'Start;Duration;Pitch\n' + ''.join(f'{a};{b};{c}\n' for a, b, c in rows)
+    path.write_bytes(('\ufeff' if bom else '').encode() + text.encode())
+    return path
+
+
+@pytest.mark.parametrize('rows,message', [
+    ([(0, 1, 'inf')], 'Pitch'), ([(0, 1, 1000)], 'Pitch'), ([(0, 1, -5)], 'Pitch'),
+    ([(0, 1, 60.7)], 'Pitch'), ([(0, 1e300, 60)], 'longer than every recording'),
+    ([(0, 1, 60), (1e9, 1, 62)], 'longer than every recording'),
+    ([(0, 1e6, 60)], 'longer than every recording'), ([(0, 'nan', 60)], 'invalid onset')])
+def test_query_rejects_themes_with_absurd_values_at_once(built, tmp_path, capsys, rows, message):
+    _, index = built
+    theme = theme_rows(tmp_path / 'theme.csv', rows)
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index, '--tempo', 'multi')
+    assert code == 2 and out == '' and len(err) == 1 and message in err[0]
+
+
+def test_theme_csv_with_a_byte_order_mark_is_read(built, tmp_path, capsys):
+    _, index = built
+    theme = theme_rows(tmp_path / 'theme.csv', [(0.5 * i, 0.5, p) for i, p in
+                                                enumerate([67, 64, 60, 64, 67, 72])], bom=True)
+    code, out, _ = run_cli(capsys, 'query', theme, '--index', index, '--json')
+    assert code == 0 and json.loads(out)['results'][0]['file'] == 'sub/b.flac'
+
+
+def test_json_errors_are_json_on_stdout_too(built, tmp_path, capsys):
+    _, index = built
+    theme = theme_rows(tmp_path / 'theme.csv', [(0, 1, 1000)])
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index, '--json')
+    assert code == 2 and 'Pitch' in json.loads(out)['error'] and len(err) == 1
+
+
+# interrupts
+
+def test_an_interrupt_swallowed_by_a_library_still_ends_the_run_as_interrupted(
+        monkeypatch, tmp_path, capsys):
+    import signal
+    import ctc_chroma_lib.commands.index as command
+
+    def swallowing(args):
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            pass  # what a careless C extension callback does
+        return 0
+    monkeypatch.setattr(command, 'run', swallowing)
+    code, _, err = run_cli(capsys, 'index', tmp_path, '--out', tmp_path / 'i')
+    assert code == 130 and err == ['ctc-chroma index: error: interrupted']
+
+
+@pytest.mark.parametrize('delay', [0.3, 0.8, 2.0])
+def test_ctrl_c_at_any_moment_ends_cleanly_with_a_consistent_index(built, tmp_path, delay):
+    import signal
+    import subprocess
+    import sys
+    import time
+    audio, _ = built
+    index = tmp_path / 'index'
+    process = subprocess.Popen([sys.executable, '-m', 'ctc_chroma_lib.cli', 'index', str(audio),
+                                '--model', 'cqt', '--out', str(index)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert 'Traceback' not in err
+    assert process.returncode in (0, 130), err
+    if process.returncode == 130:
+        # before the arguments are parsed, the command is not yet known
+        assert err.strip().splitlines()[-1] in ('ctc-chroma index: error: interrupted',
+                                                'ctc-chroma: error: interrupted')
+    if index.exists():
+        assert read_manifest(index)
+        assert run_check(index) == 0
+
+
+def run_check(index):
+    from ctc_chroma_lib.index import check_index
+    return len(check_index(index)['problems'])

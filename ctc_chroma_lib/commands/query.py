@@ -45,24 +45,23 @@ def run(args):
     Returns:
         status (int): 0 on success
     """
-    from ..errors import CTCChromaError
+    from ..errors import CTCChromaError, printable
     from ..index import load_index
-    from ..query import build_queries, read_theme, theme_duration
+    from ..query import build_queries, check_theme_fits, read_theme, theme_duration
     from ..retrieval import rank_documents
 
     if args.top < 1:
         raise CTCChromaError(f'--top must be at least 1, got {args.top}')
     notes = read_theme(args.theme)
     manifest, documents = load_index(args.index, kind=args.model)
+    longest = max(Y.shape[1] for _, Y in documents)
+    check_theme_fits(notes, longest, tempo=args.tempo, name=args.theme)
     queries = build_queries(notes, tempo=args.tempo, name=args.theme)
     matches = rank_documents(queries, documents,
                              transposition_invariant=args.transposition_invariant)
-    if not math.isfinite(matches[0].cost):
-        longest = max(Y.shape[1] for _, Y in documents) / manifest['params']['feature_rate']
-        raise CTCChromaError(
-            f'{args.theme}: the theme ({theme_duration(notes):.1f} s at score tempo) is longer '
-            f'than every recording can match (longest {longest:.1f} s; matching compresses a '
-            f'theme at most twofold)')
+    if not math.isfinite(matches[0].cost):  # rounding at the limit of check_theme_fits
+        raise CTCChromaError(f'{args.theme}: the theme ({theme_duration(notes):.1f} s at score '
+                             f'tempo) is longer than every recording can match')
     shown = [m for m in matches[:args.top] if math.isfinite(m.cost)]
     if args.json:
         print(json.dumps({
@@ -77,5 +76,5 @@ def run(args):
     print(f'{"rank":>4}  {"cost":>7}  {"start":>8}  {"end":>8}  {"shift":>5}  {"tempo":>5}  file')
     for m in shown:
         print(f'{m.rank:>4}  {m.cost:7.4f}  {_clock(m.start_time):>8}  {_clock(m.end_time):>8}  '
-              f'{m.shift:>5}  {m.tempo_factor:5.2f}  {m.name}')
+              f'{m.shift:>5}  {m.tempo_factor:5.2f}  {printable(m.name)}')
     return 0
