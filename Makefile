@@ -7,7 +7,9 @@ PY := $(VENV)/bin/python
 # The stamp is keyed on the dependency spec: editing pyproject.toml reinstalls.
 SPEC_HASH := $(shell cat pyproject.toml Makefile | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(SPEC_HASH)
-PUBLISHED_CHECKPOINTS := ctc-chroma==2.1
+# Model files from PyPI whose old dependency pins do not fit: the authors' checkpoints and
+# Basic Pitch (the feature kind basic-pitch), both installed with --no-deps.
+MODEL_PACKAGES := ctc-chroma==2.1 basic-pitch==0.4.0
 
 .PHONY: setup run notebooks test nbval lab data train bench clean
 
@@ -19,8 +21,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e .
-	@# The authors' checkpoints; their 2020 dependency pins do not fit, hence --no-deps.
-	$(PY) -m pip install --quiet --no-deps $(PUBLISHED_CHECKPOINTS)
+	$(PY) -m pip install --quiet --no-deps $(MODEL_PACKAGES)
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -51,10 +52,12 @@ data: setup
 
 # Retrains the shipped teaching models (weights, configuration, logs and curves in
 # ctc_chroma_lib/weights/); about an hour on two CPU cores, see README.
+# `make train SPLIT=train234valid5` trains the three kinds of one cross-validation split.
 TRAIN_ARGS ?=
+SPLIT ?=
 train: setup
 	@for kind in ctc strong linear; do \
-		$(VENV)/bin/ctc-chroma train --kind $$kind $(TRAIN_ARGS) || exit 1; done
+		$(VENV)/bin/ctc-chroma train --kind $$kind $(if $(SPLIT),--split $(SPLIT)) $(TRAIN_ARGS) || exit 1; done
 
 bench: setup
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

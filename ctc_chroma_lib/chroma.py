@@ -15,8 +15,12 @@ from .audio import check_audio_duration
 from .constants import BLANK_INDEX, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 
-FEATURE_TYPES = ('ctc', 'strong', 'linear', 'cqt', 'cens')
+FEATURE_TYPES = ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
 """Chroma kinds of :func:`compute_chroma`; 'published:<ID>' selects an authors' model too."""
+
+COMPUTED_KINDS = ('cqt', 'cens', 'basic-pitch')
+"""Kinds computed from the audio without a model of this project: the standard chroma and
+the Basic Pitch peer (:mod:`ctc_chroma_lib.basic_pitch_chroma`)."""
 
 LEARNED_KINDS = {'ctc': 'teaching', 'strong': 'teaching-strong', 'linear': 'teaching-linear'}
 """Learned chroma kind -> model spec of :func:`ctc_chroma_lib.model.load_model`."""
@@ -129,7 +133,7 @@ def resolve_kind(kind):
         kind (str): One of :data:`FEATURE_TYPES` or 'published:<ID>'
 
     Returns:
-        spec (str or None): Model spec for learned kinds, None for 'cqt' / 'cens'
+        spec (str or None): Model spec for learned kinds, None for :data:`COMPUTED_KINDS`
     """
     if isinstance(kind, str) and kind.startswith('published:'):
         from .published import checkpoint_prefix
@@ -137,7 +141,7 @@ def resolve_kind(kind):
         return kind
     if kind in LEARNED_KINDS:
         return LEARNED_KINDS[kind]
-    if kind in ('cqt', 'cens'):
+    if kind in COMPUTED_KINDS:
         return None
     raise CTCChromaError(f'unknown chroma kind {kind!r}; valid kinds: '
                          + ', '.join(FEATURE_TYPES) + ', published:<ID>')
@@ -182,6 +186,17 @@ def _model_fingerprint(spec):
     return hasher.hexdigest()[:16]
 
 
+def kind_fingerprint(kind):
+    """Hash of what computes a kind: its weights, the Basic Pitch model, or 'none'.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    """
+    if kind == 'basic-pitch':
+        from .basic_pitch_chroma import fingerprint
+        return fingerprint()
+    return _model_fingerprint(resolve_kind(kind))
+
+
 def chroma_cache_path(audio_path, kind):
     """Cache file of the chroma of one audio file and kind.
 
@@ -194,19 +209,22 @@ def chroma_cache_path(audio_path, kind):
     Returns:
         path (Path): ``<cache>/chroma/<audio hash>_<kind>_<weights hash>.npz``
     """
-    spec = resolve_kind(kind)
     audio_hash = _file_hash(audio_path).hexdigest()[:20]
-    key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind}|{_model_fingerprint(spec)}'.encode()).hexdigest()[:16]
+    key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind}|{kind_fingerprint(kind)}'.encode()).hexdigest()[:16]
     safe_kind = kind.replace(':', '-')
     return cache_root() / 'chroma' / f'{audio_hash}_{safe_kind}_{key}.npz'
 
 
 def _compute_chroma_uncached(audio_path, kind, spec, cache):
     if spec is None:
-        from . import standard_chroma
         from .audio import load_audio
         y = load_audio(audio_path, sr=HCQT.sr)
-        chroma, times = getattr(standard_chroma, f'chroma_{kind}')(y, sr=HCQT.sr)
+        if kind == 'basic-pitch':
+            from .basic_pitch_chroma import chroma_basic_pitch as compute
+        else:
+            from . import standard_chroma
+            compute = getattr(standard_chroma, f'chroma_{kind}')
+        chroma, times = compute(y, sr=HCQT.sr)
         return normalize_columns(chroma), np.asarray(times, dtype=np.float32), None
     chroma, probs, times = learned_chroma(audio_path, model=spec, cache=cache)
     return chroma, times, probs
@@ -220,11 +238,12 @@ def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
     Args:
         audio_path (str or Path): Audio file
         kind (str): 'ctc' (model 'teaching'), 'strong' ('teaching-strong'), 'linear'
-            ('teaching-linear'), 'published:<ID>', 'cqt' or 'cens' (default 'ctc')
+            ('teaching-linear'), 'published:<ID>', 'cqt', 'cens' or 'basic-pitch' (Basic
+            Pitch's notes folded to chroma) (default 'ctc')
         cache (bool): Read/write ``<cache>/chroma/`` keyed by audio content, kind and
             weights; learned kinds also use the cached HCQT (default True)
         return_probs (bool): Also return the class probabilities (13 x T) of learned
-            kinds, None for 'cqt' / 'cens' (default False)
+            kinds, None for :data:`COMPUTED_KINDS` (default False)
 
     Returns:
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns, 25 Hz

@@ -25,7 +25,7 @@ TEST_FOLDS = (5,)
 validated (early stopping, model choice) on fold 4, so fold 5 is the only fold none of them
 has seen; evaluating other folds measures partly training data."""
 
-DEFAULT_KINDS = ('ctc', 'strong', 'linear', 'cqt', 'cens')
+DEFAULT_KINDS = ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
 """Feature kinds evaluated by default (besides :data:`DEFAULT_PUBLISHED`), when available."""
 
 DEFAULT_PUBLISHED = 'published:v2_ctc_train123valid4'
@@ -101,6 +101,9 @@ def available_kinds(kinds: Iterable[str]):
     for kind in kinds:
         try:
             spec = resolve_kind(kind)
+            if kind == 'basic-pitch':
+                from .basic_pitch_chroma import model_path
+                model_path()
             if spec is not None and not spec.startswith('published:'):
                 from .model import weights_path
                 path = weights_path(spec)
@@ -281,7 +284,8 @@ def ctc_fit(items, kinds, progress=True) -> dict:
 
     Args:
         items (list of Item): Items with weak alignments
-        kinds (list of str): Feature kinds; those without a model (cqt, cens) are skipped
+        kinds (list of str): Feature kinds; those without a CTC-style output (cqt, cens,
+            basic-pitch) are skipped
         progress (bool): Progress bars on stderr (Default value = True)
 
     Returns:

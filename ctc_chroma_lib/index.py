@@ -144,10 +144,8 @@ def feature_params(kind: str) -> dict:
     from . import chroma
     params = {'feature_rate': FEATURE_RATE, 'hcqt': asdict(HCQT),
               'chroma_version': getattr(chroma, 'CACHE_VERSION', None)}
-    spec = chroma.resolve_kind(kind)
-    fingerprint = getattr(chroma, '_model_fingerprint', None)
-    if spec is not None and fingerprint is not None:
-        params['weights'] = fingerprint(spec)
+    if chroma.resolve_kind(kind) is not None or kind == 'basic-pitch':
+        params['weights'] = chroma.kind_fingerprint(kind)
     # JSON round trip, so that comparing with a stored manifest compares like with like
     return json.loads(json.dumps(params))
 

@@ -40,8 +40,19 @@ def normalize_columns(chroma):
     return normalized.astype(np.float32)
 
 
-def _to_feature_rate(chroma_hop, n_samples):
-    """Average hop-rate chroma over the HCQT's 25 Hz frames and normalize the columns."""
+def hop_to_feature_rate(chroma_hop, n_samples):
+    """Average hop-rate chroma over the HCQT's 25 Hz frames and normalize the columns.
+
+    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+
+    Args:
+        chroma_hop (np.ndarray): Chroma at the HCQT hop size (12 x N_hop)
+        n_samples (int): Length of the signal at 22050 Hz (fixes the number of frames)
+
+    Returns:
+        chroma (np.ndarray): (12 x T) float32, unit-norm columns, as many frames as the HCQT
+        times (np.ndarray): Frame times (T,), seconds
+    """
     # the HCQT has 1 + n_samples // hop frames at the hop size; match it exactly
     n_frames = 1 + n_samples // HCQT.hop_length
     chroma_hop = librosa.util.fix_length(chroma_hop, size=n_frames, axis=-1, mode='edge')
@@ -74,7 +85,7 @@ def chroma_cqt(y, sr=HCQT.sr):
         warnings.simplefilter('ignore', UserWarning)
         chroma_hop = librosa.feature.chroma_cqt(y=y, sr=HCQT.sr, hop_length=HCQT.hop_length,
                                                 bins_per_octave=HCQT.bins_per_octave)
-    return _to_feature_rate(chroma_hop, len(y))
+    return hop_to_feature_rate(chroma_hop, len(y))
 
 
 def chroma_cens(y, sr=HCQT.sr):
@@ -104,4 +115,4 @@ def chroma_cens(y, sr=HCQT.sr):
         cens_hop = librosa.feature.chroma_cens(y=y, sr=HCQT.sr, hop_length=HCQT.hop_length,
                                                bins_per_octave=HCQT.bins_per_octave,
                                                win_len_smooth=CENS_SMOOTHING_FRAMES)
-    return _to_feature_rate(cens_hop, len(y))
+    return hop_to_feature_rate(cens_hop, len(y))

@@ -156,7 +156,8 @@ def test_compute_chroma_missing_shipped_weights_say_make_train(tone, tmp_path, m
 
 
 def test_feature_types():
-    assert chroma_lib.FEATURE_TYPES == ('ctc', 'strong', 'linear', 'cqt', 'cens')
+    assert chroma_lib.FEATURE_TYPES == ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
+    assert set(chroma_lib.COMPUTED_KINDS) == {'cqt', 'cens', 'basic-pitch'}
 
 
 # --- the command line --------------------------------------------------------------------

@@ -24,8 +24,9 @@ def add_parser(subparsers):
     parser.add_argument('--model', default='teaching',
                         help="model: teaching (default), teaching-strong, teaching-linear, "
                              "published:<ID>, or a .weights.h5 file")
-    parser.add_argument('--features', choices=('cqt', 'cens'),
-                        help='standard chroma baseline instead of a learned model (no probs)')
+    parser.add_argument('--features', choices=('cqt', 'cens', 'basic-pitch'),
+                        help='standard chroma baseline, or Basic Pitch notes folded to chroma, '
+                             'instead of a learned model (no probs)')
     parser.add_argument('--out', required=True, metavar='DIR', help='output folder')
     parser.add_argument('--no-cache', action='store_true', help='do not read or write caches')
     parser.set_defaults(func=run)

@@ -24,7 +24,7 @@ def add_parser(subparsers):
                              f'{",".join(map(str, TEST_FOLDS))}, the fold no shipped model was '
                              f'trained or validated on)')
     parser.add_argument('--features', metavar='KIND[,KIND...]',
-                        help='feature types: ctc, strong, linear, cqt, cens, published:<ID> '
+                        help='feature types: ctc, strong, linear, cqt, cens, basic-pitch, published:<ID> '
                              f'(default: {",".join(DEFAULT_KINDS)},{DEFAULT_PUBLISHED}, '
                              f'those available)')
     parser.add_argument('--tempo', default=DEFAULT_TEMPO, metavar='STRATEGY[,STRATEGY]',

@@ -21,7 +21,7 @@ def add_parser(subparsers):
                         help='folder with recordings (recursive)')
     parser.add_argument('--model', default='ctc',
                         help='feature type: ctc (= teaching, default), strong, linear, '
-                             'published:<ID>, cqt, cens')
+                             'published:<ID>, cqt, cens, basic-pitch')
     parser.add_argument('--out', metavar='INDEX', help='index directory')
     parser.add_argument('--prune', action='store_true',
                         help='allow dropping more than a few recordings (or all) that are no '
