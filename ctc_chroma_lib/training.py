@@ -1135,6 +1135,49 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None, history=None
     return ax
 
 
+SPLITS = ('train123valid4', 'train234valid5', 'train345valid1', 'train451valid2',
+          'train512valid3')
+"""The five cross-validation splits, named like the authors' checkpoint IDs: three training
+folds, one validation fold, and the remaining fold held out for testing. The shipped
+``teaching-<kind>`` models are ``train123valid4`` (test fold 5)."""
+
+SHIPPED_SPLIT = 'train123valid4'
+
+
+def parse_split(split):
+    """Folds of a split name such as 'train234valid5'.
+
+    Notebook: 04_Model_and_Training.ipynb
+
+    Args:
+        split (str): One of :data:`SPLITS`
+
+    Returns:
+        train_folds (tuple of int): Training folds
+        valid_folds (tuple of int): The validation fold
+        test_fold (int): The held-out fold
+
+    Raises:
+        CTCChromaError: Not one of :data:`SPLITS`
+    """
+    if split not in SPLITS:
+        raise CTCChromaError(f'unknown split {split!r}; valid splits: {", ".join(SPLITS)}')
+    train, valid = split[len('train'):].split('valid')
+    train_folds, valid_folds = tuple(int(f) for f in train), (int(valid),)
+    (test_fold,) = set(range(1, 6)) - set(train_folds) - set(valid_folds)
+    return train_folds, valid_folds, test_fold
+
+
+def split_model_name(kind, split=SHIPPED_SPLIT):
+    """Name of the weights of a kind trained on a split: 'teaching-ctc' for the shipped split,
+    'teaching-ctc-train234valid5' for the others.
+
+    Notebook: 04_Model_and_Training.ipynb
+    """
+    parse_split(split)
+    return f'teaching-{kind}' if split == SHIPPED_SPLIT else f'teaching-{kind}-{split}'
+
+
 def split_items(items, train_folds, valid_folds):
     """Items of the training folds and of the validation folds.
 

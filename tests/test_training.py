@@ -346,3 +346,26 @@ def test_a_resumed_pipeline_continues_the_random_streams_of_its_epoch():
     for a, b in zip(fresh_batches[steps:], resumed_batches):
         np.testing.assert_array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(fresh_batches[:steps], resumed_batches))
+
+
+# cross-validation splits
+
+def test_the_five_splits_hold_out_every_fold_once():
+    from ctc_chroma_lib.training import SPLITS, parse_split
+    held_out = []
+    for split in SPLITS:
+        train_folds, valid_folds, test_fold = parse_split(split)
+        assert len(train_folds) == 3 and len(valid_folds) == 1
+        assert sorted(train_folds + valid_folds + (test_fold,)) == [1, 2, 3, 4, 5]
+        held_out.append(test_fold)
+    assert sorted(held_out) == [1, 2, 3, 4, 5]
+    assert parse_split('train234valid5') == ((2, 3, 4), (5,), 1)
+
+
+def test_split_names_and_errors():
+    from ctc_chroma_lib.errors import CTCChromaError
+    from ctc_chroma_lib.training import parse_split, split_model_name
+    assert split_model_name('ctc', 'train123valid4') == 'teaching-ctc'
+    assert split_model_name('strong', 'train451valid2') == 'teaching-strong-train451valid2'
+    with pytest.raises(CTCChromaError, match='valid splits'):
+        parse_split('train12valid3')

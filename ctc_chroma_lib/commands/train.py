@@ -5,7 +5,9 @@ Notebook: 04_Model_and_Training.ipynb
 import sys
 from dataclasses import fields
 
-from ..training import KIND_DEFAULTS, MONITORS, TRAINING_KINDS, WEIGHTS_DIR, TrainingConfig
+from ..errors import CTCChromaError
+from ..training import (KIND_DEFAULTS, MONITORS, SPLITS, TRAINING_KINDS, WEIGHTS_DIR,
+                        TrainingConfig, parse_split, split_model_name)
 
 
 def _folds(text):
@@ -32,8 +34,13 @@ def add_parser(subparsers):
     parser.add_argument('--out', default=str(WEIGHTS_DIR),
                         help='output folder (default: the package weights folder)')
     parser.add_argument('--name', default=None, help='output base name (default teaching-KIND)')
-    parser.add_argument('--train-folds', type=_folds, default=defaults.train_folds)
-    parser.add_argument('--valid-folds', type=_folds, default=defaults.valid_folds)
+    parser.add_argument('--split', choices=SPLITS, default=None,
+                        help='a cross-validation split (sets the folds and the default name '
+                             'teaching-KIND-SPLIT; train123valid4 is the shipped teaching-KIND)')
+    parser.add_argument('--train-folds', type=_folds, default=None,
+                        help=f'default: {",".join(map(str, defaults.train_folds))}')
+    parser.add_argument('--valid-folds', type=_folds, default=None,
+                        help=f'default: {",".join(map(str, defaults.valid_folds))}')
     parser.add_argument('--epochs', type=int, default=None, help=_kind_default('epochs'))
     parser.add_argument('--batch-frames', type=int, default=defaults.batch_frames)
     parser.add_argument('--learning-rate', type=float, default=None,
@@ -77,6 +84,15 @@ def run(args):
     from ..dataset import load_dataset
     from ..training import split_items, train
 
+    defaults = TrainingConfig()
+    if args.split:
+        if args.train_folds is not None or args.valid_folds is not None:
+            raise CTCChromaError('--split sets the folds; give either --split or '
+                                 '--train-folds/--valid-folds')
+        args.train_folds, args.valid_folds, _ = parse_split(args.split)
+        args.name = args.name or split_model_name(args.kind, args.split)
+    args.train_folds = args.train_folds or defaults.train_folds
+    args.valid_folds = args.valid_folds or defaults.valid_folds
     config = TrainingConfig(**{f.name: getattr(args, f.name) for f in fields(TrainingConfig)})
     items = load_dataset(args.dataset)
     train_items, valid_items = split_items(items, config.train_folds, config.valid_folds)
