@@ -399,7 +399,8 @@ def tensorflow_ctc_loss(logits, labels, blank=BLANK_INDEX):
 
 
 def plot_ctc_lattice(lattice, labels, ax, *, blank=BLANK_INDEX, feature_rate=None,
-                     title='', cmap='gray_r', colorbar=True):
+                     title='', cmap='gray_r', colorbar=True, vmin=None, vmax=None,
+                     unreachable_color='0.75'):
     """Plot a matrix over the CTC lattice (states of the extended labels x frames).
 
     Notebook: 03_CTC.ipynb
@@ -415,6 +416,11 @@ def plot_ctc_lattice(lattice, labels, ax, *, blank=BLANK_INDEX, feature_rate=Non
         title (str): Axes title.
         cmap (str): Colormap.
         colorbar (bool): Add a colorbar.
+        vmin (float): Value at the bottom of the colormap; smaller values are clipped
+            (default: the smallest value).
+        vmax (float): Value at the top of the colormap (default: the largest value).
+        unreachable_color: Colour of NaN cells, e.g. states a path cannot occupy at that
+            frame (default: light gray, which no colormap used here contains).
 
     Returns:
         image (matplotlib.image.AxesImage): The image.
@@ -428,8 +434,12 @@ def plot_ctc_lattice(lattice, labels, ax, *, blank=BLANK_INDEX, feature_rate=Non
         extent = (-0.5 / feature_rate, (num_frames - 0.5) / feature_rate,
                   num_states - 0.5, -0.5)
         ax.set_xlabel('Time (seconds)')
-    image = ax.imshow(lattice, aspect='auto', origin='upper', cmap=cmap, extent=extent,
-                      interpolation='nearest')
+    import matplotlib
+
+    colormap = matplotlib.colormaps[cmap].copy() if isinstance(cmap, str) else cmap.copy()
+    colormap.set_bad(unreachable_color)
+    image = ax.imshow(lattice, aspect='auto', origin='upper', cmap=colormap, extent=extent,
+                      interpolation='nearest', vmin=vmin, vmax=vmax)
     ax.set_yticks(np.arange(num_states))
     ax.set_yticklabels(label_names(extended_labels(labels, blank), blank).split())
     ax.set_ylabel('Extended label')
@@ -454,6 +464,11 @@ def plot_ctc_probs(probs, ax, *, feature_rate=None, title='', cmap='gray_r', col
         title (str): Axes title.
         cmap (str): Colormap.
         colorbar (bool): Add a colorbar.
+        vmin (float): Value at the bottom of the colormap; smaller values are clipped
+            (default: the smallest value).
+        vmax (float): Value at the top of the colormap (default: the largest value).
+        unreachable_color: Colour of NaN cells, e.g. states a path cannot occupy at that
+            frame (default: light gray, which no colormap used here contains).
         vmin (float): Value at the bottom of the colormap (default 0).
         vmax (float): Value at the top of the colormap (default 1).
 

@@ -2,13 +2,24 @@
 
     python tools/run_notebooks.py --out build      # executed copies + build/html/index.html
     python tools/run_notebooks.py --in-place       # refresh the stored outputs (for nbval)
+    python tools/run_notebooks.py --html-only --out build   # export the stored outputs
 
 Notebooks run with the environment the nbval tests use (see ``notebook_environment``),
 so stored outputs are exactly what a fresh run produces.
+
+The HTML pages are for reading offline: formulas are typeset by a copy of MathJax beside
+them (``build/html/mathjax``, from the jupyter-server-mathjax package), links between
+notebooks point to their pages, every page has previous / next links, and no page loads a
+script from the network (:func:`network_references` finds any). The explorers' widgets
+need a running kernel, so a page shows only their static figure, which the notebook
+displays in the next cell.
 """
 import argparse
+import copy
 import html
 import os
+import re
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,7 +30,16 @@ from nbconvert import HTMLExporter
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / 'notebooks'
+TEMPLATE_DIR = Path(__file__).resolve().parent / 'templates'
 CELL_TIMEOUT_S = 600
+MATHJAX_URL = 'mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe'
+"""MathJax 2.7 as bundled beside the pages (see :func:`copy_mathjax`)."""
+WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
+NOTEBOOK_LINK = re.compile(r'(\]\(|href=["\'])((?:\./)?[\w-]+)\.ipynb(#[^)"\'\s]*)?')
+"""A link to a notebook beside this one, in Markdown ``](x.ipynb#a)`` or HTML ``href="x.ipynb"``."""
+NETWORK_SCRIPT = re.compile(r'<script[^>]*\bsrc=["\']?(?:https?:)?//[^>]*>|'
+                            r'\bimport\b[^;\n]*?["\'](?:https?:)?//[^"\']*|'
+                            r'<link[^>]*\bhref=["\']?(?:https?:)?//[^>]*>', re.I)
 
 
 def notebook_environment():
@@ -77,7 +97,8 @@ def write_index(html_dir: Path, pages):
         '<title>CTC chroma teaching companion</title></head>\n<body>\n'
         '<h1>CTC chroma teaching companion</h1>\n'
         '<p>Learned chroma features from weakly aligned score-audio pairs for cross-modal '
-        'theme retrieval (Zalkow &amp; Müller, ISMIR 2020).</p>\n'
+        'theme retrieval (Zalkow &amp; Müller, ISMIR 2020). Read the notebooks in this '
+        'order.</p>\n'
         f'<ol>\n{items}\n</ol>\n</body></html>\n')
 
 
@@ -90,39 +111,98 @@ def notebook_title(notebook, default):
     return default
 
 
+def page_notebook(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of an executed notebook as its HTML page shows it.
+
+    Links to notebooks point to their ``.html`` pages, and widget outputs (an empty
+    ``Out[]`` without a kernel) and the widget state are left out.
+    """
+    page = copy.deepcopy(notebook)
+    page.metadata.pop('widgets', None)
+    for cell in page.cells:
+        if cell.cell_type == 'markdown':
+            cell.source = NOTEBOOK_LINK.sub(lambda m: f'{m[1]}{m[2]}.html{m[3] or ""}',
+                                            cell.source)
+        elif cell.cell_type == 'code':
+            cell.outputs = [o for o in cell.outputs if WIDGET_VIEW not in o.get('data', {})]
+    return page
+
+
+def html_exporter() -> HTMLExporter:
+    """nbconvert's JupyterLab page with the companion's template (offline, navigation)."""
+    return HTMLExporter(template_name='companion', extra_template_basedirs=[str(TEMPLATE_DIR)],
+                        mathjax_url=MATHJAX_URL)
+
+
+def copy_mathjax(html_dir: Path) -> None:
+    """Copy MathJax 2.7 (from jupyter-server-mathjax) to ``html_dir/mathjax``."""
+    import jupyter_server_mathjax
+    source = Path(jupyter_server_mathjax.__file__).parent / 'static'
+    shutil.copytree(source, html_dir / 'mathjax', dirs_exist_ok=True)
+
+
+def export_pages(notebooks, html_dir: Path):
+    """Write one page per (path, executed notebook), the contents page and MathJax.
+
+    Returns:
+        pages (list of (str, str)): (file name, title) of every page, in reading order
+    """
+    html_dir.mkdir(parents=True, exist_ok=True)
+    exporter = html_exporter()
+    pages = [(path.with_suffix('.html').name, notebook_title(nb, path.stem))
+             for path, nb in notebooks]
+    for i, (_, notebook) in enumerate(notebooks):
+        nav = {'previous': ({'href': pages[i - 1][0], 'title': pages[i - 1][1]} if i else None),
+               'next': ({'href': pages[i + 1][0], 'title': pages[i + 1][1]}
+                        if i + 1 < len(pages) else None)}
+        body, _ = exporter.from_notebook_node(page_notebook(notebook),
+                                              resources={'companion_nav': nav})
+        (html_dir / pages[i][0]).write_text(body)
+    write_index(html_dir, pages)
+    copy_mathjax(html_dir)
+    return pages
+
+
+def network_references(page: str):
+    """Scripts and style sheets a page would load from the network (should be none)."""
+    return [m.group(0) for m in NETWORK_SCRIPT.finditer(page)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument('--out', type=Path, help='folder for executed copies and html/')
     group.add_argument('--in-place', action='store_true', help='overwrite the stored outputs')
+    parser.add_argument('--html-only', action='store_true',
+                        help='with --out: export the stored outputs, execute nothing')
     parser.add_argument('notebooks', nargs='*', type=Path, help='default: notebooks/*.ipynb')
     args = parser.parse_args(argv)
+    if args.html_only and not args.out:
+        parser.error('--html-only needs --out')
 
     paths = sorted(args.notebooks or NOTEBOOK_DIR.glob('*.ipynb'))
     if not paths:
         print('No notebooks in notebooks/ yet: nothing to execute.')
         return 0
     os.environ.update(notebook_environment())
-    exporter = HTMLExporter()
-    pages = []
+    executed = []
     for path in paths:
+        if args.html_only:
+            executed.append((path, nbformat.read(path, as_version=4)))
+            continue
         start = time.perf_counter()
         print(f'executing {path.name} ...', flush=True)
         notebook = execute(path)
         if args.in_place:
             nbformat.write(notebook, path)
         else:
-            executed_dir, html_dir = args.out / 'notebooks', args.out / 'html'
+            executed_dir = args.out / 'notebooks'
             executed_dir.mkdir(parents=True, exist_ok=True)
-            html_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(notebook, executed_dir / path.name)
-            body, _ = exporter.from_notebook_node(notebook)
-            html_name = path.with_suffix('.html').name
-            (html_dir / html_name).write_text(body)
-            pages.append((html_name, notebook_title(notebook, path.stem)))
+            executed.append((path, notebook))
         print(f'  done in {time.perf_counter() - start:.1f} s')
-    if pages:
-        write_index(args.out / 'html', pages)
+    if executed:
+        export_pages(executed, args.out / 'html')
         print(f'HTML: {args.out / "html" / "index.html"}')
     return 0
 
