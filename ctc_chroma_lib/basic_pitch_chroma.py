@@ -17,8 +17,15 @@ the same activations):
   ``floor(n_samples * 86 / 22050)`` frames.
 
 The ``note`` output (88 piano keys, A0 to C8, probabilities per hop frame) is folded to chroma
-(sum over the octaves), averaged onto the 25 Hz grid of the HCQT like the standard chroma
+by the largest probability over the octaves, squared (:data:`SHARPENING`), averaged onto the
+25 Hz grid of the HCQT like the standard chroma
 (:func:`ctc_chroma_lib.standard_chroma.hop_to_feature_rate`) and normalized per frame.
+
+How to fold was chosen on the teaching set's fold 4 (the validation fold of the shipped
+models), never on the test fold 5. Basic Pitch gives every key a small probability, and a sum
+over seven octaves turns that floor into a flat chroma: retrieval MRR on fold 4 was 0.298 for
+the sum, 0.488 for the maximum, 0.541 for the squared maximum (0.554 for the cube, 0.532 for
+the sixth power: a plateau).
 """
 import importlib.util
 import sys
@@ -46,6 +53,8 @@ FRAMES_PER_SECOND = SAMPLE_RATE // HOP
 """The package's (integer) frame rate, used to cut the output to the audio's length."""
 LOWEST_KEY = 21
 """MIDI pitch of the first of the 88 note bins (A0)."""
+SHARPENING = 2.0
+"""Power applied to the folded probabilities (suppresses the floor of unlikely notes)."""
 BATCH_WINDOWS = 16
 """Windows per ONNX call (memory stays below 100 MB for any recording length)."""
 
@@ -136,14 +145,16 @@ def note_activations(y):
 
 
 def fold_to_chroma(notes):
-    """Sum an (88, T) piano-key matrix over octaves into (12, T) chroma (row 0 = C).
+    """Fold an (88, T) piano-key matrix into (12, T) chroma (row 0 = C): per pitch class, the
+    largest value over the octaves.
 
     Notebook: 06_Retrieval.ipynb
     """
-    notes = np.asarray(notes)
+    notes = np.asarray(notes, dtype=np.float64)
     chroma = np.zeros((12, notes.shape[1]), dtype=np.float64)
     for key in range(notes.shape[0]):
-        chroma[(LOWEST_KEY + key) % 12] += notes[key]
+        pitch_class = (LOWEST_KEY + key) % 12
+        np.maximum(chroma[pitch_class], notes[key], out=chroma[pitch_class])
     return chroma
 
 
@@ -166,10 +177,13 @@ def chroma_basic_pitch(y, sr=HCQT.sr):
     if HCQT.sr != SAMPLE_RATE or HCQT.hop_length != HOP:  # pragma: no cover
         raise CTCChromaError('Basic Pitch needs the HCQT grid of 22050 Hz and hop 256')
     y = prepare_signal(y, sr)
-    return hop_to_feature_rate(fold_to_chroma(note_activations(y)), len(y))
+    return hop_to_feature_rate(fold_to_chroma(note_activations(y)) ** SHARPENING, len(y))
 
 
 def fingerprint():
-    """Hash of the ONNX model (part of cache keys and index parameters)."""
+    """Hash of the ONNX model and the folding (part of cache keys and index parameters)."""
+    import hashlib
+
     from .fileio import sha256_file
-    return sha256_file(model_path())[:16]
+    recipe = f'{sha256_file(model_path())}|max over octaves|power {SHARPENING}'
+    return hashlib.sha256(recipe.encode()).hexdigest()[:16]
