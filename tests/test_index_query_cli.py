@@ -604,3 +604,38 @@ def test_ctrl_c_at_any_moment_ends_cleanly_with_a_consistent_index(built, tmp_pa
 def run_check(index):
     from ctc_chroma_lib.index import check_index
     return len(check_index(index)['problems'])
+
+
+# batch queries
+
+def test_several_themes_in_one_query_give_a_json_list_of_single_theme_answers(built, tmp_path,
+                                                                               capsys):
+    _, index = built
+    themes = [theme_csv(tmp_path / 'b.csv', [67, 64, 60, 64, 67, 72]),
+              theme_csv(tmp_path / 'c.csv', [69, 65, 62, 65, 69])]
+    singles = []
+    for theme in themes:
+        assert main(['query', str(theme), '--index', str(index), '--json']) == 0
+        singles.append(json.loads(capsys.readouterr().out))
+    assert main(['query', *map(str, themes), '--index', str(index), '--json']) == 0
+    batch = json.loads(capsys.readouterr().out)
+    assert batch == singles
+    assert [answer['results'][0]['file'] for answer in batch] == ['sub/b.flac', 'c.ogg']
+
+
+def test_several_themes_give_one_table_section_per_theme(built, tmp_path, capsys):
+    _, index = built
+    themes = [theme_csv(tmp_path / 'b.csv', [67, 64, 60, 64, 67, 72]),
+              theme_csv(tmp_path / 'c.csv', [69, 65, 62, 65, 69])]
+    assert main(['query', *map(str, themes), '--index', str(index), '--top', '1']) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f'== {themes[0]}' and lines[2].split()[-1] == 'sub/b.flac'
+    assert f'== {themes[1]}' in lines and lines[-1].split()[-1] == 'c.ogg'
+
+
+def test_a_bad_theme_in_a_batch_fails_before_any_result_is_printed(built, tmp_path, capsys):
+    _, index = built
+    good = theme_csv(tmp_path / 'good.csv', [60, 62, 64])
+    bad = theme_rows(tmp_path / 'bad.csv', [(0, 1, 1000)])
+    code, out, err = run_cli(capsys, 'query', good, bad, '--index', index)
+    assert code == 2 and out == '' and len(err) == 1 and 'bad.csv' in err[0]

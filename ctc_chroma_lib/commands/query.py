@@ -1,6 +1,10 @@
-"""``ctc-chroma query``: find the recordings that contain a symbolic theme.
+"""``ctc-chroma query``: find the recordings that contain one or more symbolic themes.
 
 Notebook: 06_Retrieval.ipynb
+
+Several themes are answered in one process, with the index loaded once. Every theme is read
+and checked before the first one is matched, so a bad theme fails the command before any
+result is printed.
 """
 import json
 import math
@@ -10,9 +14,11 @@ def add_parser(subparsers):
     """Register the ``query`` subcommand on the ``ctc-chroma`` parser."""
     parser = subparsers.add_parser(
         'query', help='rank the recordings of an index by how well they match a theme',
-        description='Match a monophonic theme (MIDI, MusicXML/MXL, kern, ABC, MEI or note-list '
-                    'CSV) against every recording of an index with subsequence DTW.')
-    parser.add_argument('theme', metavar='THEME', help='theme file')
+        description='Match monophonic themes (MIDI, MusicXML/MXL, kern, ABC, MEI or note-list '
+                    'CSV) against every recording of an index with subsequence DTW. With '
+                    'several themes, the table has one section per theme and --json prints a '
+                    'list with one object per theme.')
+    parser.add_argument('themes', nargs='+', metavar='THEME', help='theme file(s)')
     parser.add_argument('--index', required=True, metavar='INDEX', help='index directory')
     parser.add_argument('--model', help='feature type the index must hold (checked)')
     parser.add_argument('--top', type=int, default=10, help='number of results (default 10)')
@@ -35,7 +41,7 @@ def _clock(t):
 
 
 def run(args):
-    """Rank the index's recordings for the theme; print a table or JSON.
+    """Rank the index's recordings for every theme; print tables or JSON.
 
     Notebook: 06_Retrieval.ipynb
 
@@ -45,36 +51,57 @@ def run(args):
     Returns:
         status (int): 0 on success
     """
-    from ..errors import CTCChromaError, printable
+    from ..errors import CTCChromaError
     from ..index import load_index
-    from ..query import build_queries, check_theme_fits, read_theme, theme_duration
-    from ..retrieval import rank_documents
+    from ..query import check_theme_fits, read_theme
 
     if args.top < 1:
         raise CTCChromaError(f'--top must be at least 1, got {args.top}')
-    notes = read_theme(args.theme)
+    themes = [(path, read_theme(path)) for path in args.themes]
     manifest, documents = load_index(args.index, kind=args.model)
     longest = max(Y.shape[1] for _, Y in documents)
-    check_theme_fits(notes, longest, tempo=args.tempo, name=args.theme)
-    queries = build_queries(notes, tempo=args.tempo, name=args.theme)
+    for path, notes in themes:
+        check_theme_fits(notes, longest, tempo=args.tempo, name=path)
+    answers = [_answer(args, path, notes, manifest, documents) for path, notes in themes]
+    if args.json:
+        objects = [answer for answer, _ in answers]
+        print(json.dumps(objects[0] if len(objects) == 1 else objects, indent=1))
+        return 0
+    for i, (answer, shown) in enumerate(answers):
+        if len(answers) > 1:
+            print(('\n' if i else '') + f'== {_printable(answer["theme"])}')
+        _print_table(shown)
+    return 0
+
+
+def _printable(text):
+    from ..errors import printable
+    return printable(text)
+
+
+def _answer(args, path, notes, manifest, documents):
+    """One theme's ranking: the JSON object and the matches shown."""
+    from ..errors import CTCChromaError
+    from ..query import build_queries, theme_duration
+    from ..retrieval import rank_documents
+
+    queries = build_queries(notes, tempo=args.tempo, name=path)
     matches = rank_documents(queries, documents,
                              transposition_invariant=args.transposition_invariant)
     if not math.isfinite(matches[0].cost):  # rounding at the limit of check_theme_fits
-        raise CTCChromaError(f'{args.theme}: the theme ({theme_duration(notes):.1f} s at score '
+        raise CTCChromaError(f'{path}: the theme ({theme_duration(notes):.1f} s at score '
                              f'tempo) is longer than every recording can match')
     shown = [m for m in matches[:args.top] if math.isfinite(m.cost)]
-    if args.json:
-        print(json.dumps({
-            'theme': str(args.theme), 'index': str(args.index), 'kind': manifest['kind'],
+    return {'theme': str(path), 'index': str(args.index), 'kind': manifest['kind'],
             'tempo': args.tempo, 'transposition_invariant': args.transposition_invariant,
             'results': [{'rank': m.rank, 'file': m.name, 'cost': round(m.cost, 6),
                          'start_time': _seconds(m.start_time), 'end_time': _seconds(m.end_time),
                          'start_frame': m.start_frame, 'end_frame': m.end_frame,
-                         'shift': m.shift, 'tempo_factor': m.tempo_factor} for m in shown]},
-            indent=1))
-        return 0
+                         'shift': m.shift, 'tempo_factor': m.tempo_factor} for m in shown]}, shown
+
+
+def _print_table(matches):
     print(f'{"rank":>4}  {"cost":>7}  {"start":>8}  {"end":>8}  {"shift":>5}  {"tempo":>5}  file')
-    for m in shown:
+    for m in matches:
         print(f'{m.rank:>4}  {m.cost:7.4f}  {_clock(m.start_time):>8}  {_clock(m.end_time):>8}  '
-              f'{m.shift:>5}  {m.tempo_factor:5.2f}  {printable(m.name)}')
-    return 0
+              f'{m.shift:>5}  {m.tempo_factor:5.2f}  {_printable(m.name)}')
