@@ -121,6 +121,64 @@ def find_audio_files(root) -> List[Path]:
     return sorted(found)
 
 
+def find_feature_files(root) -> List[Path]:
+    """Feature files (``.npz``, as ``ctc-chroma chroma`` writes them) below a folder, sorted.
+
+    Notebook: 06_Retrieval.ipynb
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise CTCChromaError(f'{root}: feature folder not found')
+    root = root.resolve()
+    found = [p for p in root.rglob('*.npz') if p.is_file()
+             and not any(part.startswith('.') for part in p.relative_to(root).parts)]
+    return sorted(found)
+
+
+def read_feature_file(path, kind: str, params: dict):
+    """Chroma and times of a feature file computed elsewhere, checked against the index.
+
+    Notebook: 06_Retrieval.ipynb
+
+    The file must hold ``chroma`` (12 x T float32, unit-norm frames) and ``times`` (T,),
+    and record the feature ``kind`` and the ``weights`` fingerprint of what computed it
+    (``ctc-chroma chroma`` writes both); both must equal the index's.
+
+    Returns:
+        chroma (np.ndarray): 12 x T float32
+        times (np.ndarray): T float32
+
+    Raises:
+        CTCChromaError: Unreadable file, missing arrays, another kind or other weights,
+            invalid chroma; the message names the file
+    """
+    data = read_regular_file(path)
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except Exception as e:
+        raise CTCChromaError(f'{path}: not a feature file ({type(e).__name__}: {e})') from None
+    missing = [key for key in ('chroma', 'times', 'kind', 'weights') if key not in arrays]
+    if missing:
+        raise CTCChromaError(f'{path}: feature file without {", ".join(missing)} (write it with '
+                             f'ctc-chroma chroma)')
+    file_kind, weights = str(arrays['kind']), str(arrays['weights'])
+    if file_kind != kind:
+        raise CTCChromaError(f'{path}: holds {file_kind!r} features, the index {kind!r}; an '
+                             f'index never mixes kinds')
+    if weights != params.get('weights', 'none'):
+        raise CTCChromaError(f'{path}: {kind} features computed with other weights '
+                             f'({weights}) than this installation has '
+                             f'({params.get("weights", "none")})')
+    chromagram, times = arrays['chroma'], arrays['times']
+    if chromagram.ndim != 2 or chromagram.shape[1] == 0:
+        raise CTCChromaError(f'{path}: no chroma frames (shape {chromagram.shape})')
+    check_chromagram(chromagram, chromagram.shape[1], str(path))
+    if times.shape != (chromagram.shape[1],) or not np.all(np.isfinite(times)):
+        raise CTCChromaError(f'{path}: times do not match the {chromagram.shape[1]} frames')
+    return chromagram, times.astype(np.float32)
+
+
 def file_hash(path) -> str:
     """SHA-256 (hex) of a file's content.
 
@@ -246,10 +304,11 @@ def _write_manifest(index_dir: Path, manifest: dict) -> None:
         Path(tmp).write_text(json.dumps(manifest, indent=1, sort_keys=True) + '\n')
 
 
-def _new_manifest(kind, params, audio_dir):
+def _new_manifest(kind, params, audio_dir, source):
     from . import __version__
     return {'format': INDEX_FORMAT, 'version': INDEX_VERSION, 'kind': kind, 'params': params,
-            'library_version': __version__, 'audio_dir': str(audio_dir), 'files': {}}
+            'library_version': __version__, 'audio_dir': str(audio_dir), 'source': source,
+            'files': {}}
 
 
 # feature files
@@ -388,12 +447,16 @@ def _only_index_files(index_dir: Path) -> bool:
     return True
 
 
-def _open_or_create(index_dir: Path, kind: str, params: dict, audio_dir: Path) -> dict:
+def _open_or_create(index_dir: Path, kind: str, params: dict, audio_dir: Path,
+                    source: str) -> dict:
     if (index_dir / MANIFEST_NAME).exists():
         manifest = read_manifest(index_dir, strict=False)
         if manifest['kind'] != kind:
             raise CTCChromaError(f'{index_dir}: index holds {manifest["kind"]!r} features, not '
                                  f'{kind!r}; use --model {manifest["kind"]} or another --out')
+        if manifest.get('source', 'audio') != source:
+            raise CTCChromaError(f'{index_dir}: index was built from {manifest.get("source", "audio")}'
+                                 f' files, not {source} files; use another --out')
         if manifest.get('params') != params:
             # e.g. retrained weights: all features are stale
             manifest['files'] = {}
@@ -402,7 +465,7 @@ def _open_or_create(index_dir: Path, kind: str, params: dict, audio_dir: Path) -
         return manifest
     if not _only_index_files(index_dir):
         raise CTCChromaError(f'{index_dir}: exists and is not an index; choose a new --out')
-    return _new_manifest(kind, params, audio_dir)
+    return _new_manifest(kind, params, audio_dir, source)
 
 
 def _remove_unreferenced(index_dir: Path, manifest: dict) -> None:
@@ -428,7 +491,7 @@ def _check_removals(index_dir: Path, audio_dir: Path, manifest: dict, removed: L
 
 
 def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable] = None,
-                progress=True, prune=False, allow_empty=False) -> dict:
+                progress=True, prune=False, allow_empty=False, from_features=False) -> dict:
     """Create or update the index of all audio files below ``audio_dir``.
 
     Notebook: 06_Retrieval.ipynb
@@ -443,6 +506,8 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         prune (bool): Allow dropping more than :data:`PRUNE_LIMIT` (or all) recordings that
             are no longer in the folder (Default value = False)
         allow_empty (bool): Accept a folder without audio files (Default value = False)
+        from_features (bool): ``audio_dir`` holds feature files of ``ctc-chroma chroma``
+            computed elsewhere (:func:`read_feature_file`), not audio (Default value = False)
 
     Returns:
         summary (dict): Counts ``added``, ``updated``, ``repaired``, ``removed``,
@@ -455,29 +520,37 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
     from . import chroma
     audio_dir, index_dir = Path(audio_dir).resolve(), Path(index_dir)
     kind = feature_kind(model)
-    if feature_fn is None:
-        def feature_fn(path, kind):
-            return chroma.compute_chroma(path, kind, cache=False)
-    files = find_audio_files(audio_dir)
-    if not files and not allow_empty:
-        raise CTCChromaError(f'{audio_dir}: no audio files found ({", ".join(AUDIO_EXTENSIONS)});'
-                             f' nothing was changed. Pass --allow-empty to accept an empty index')
     params = feature_params(kind)
+    if from_features:
+        def feature_fn(path, kind):
+            return read_feature_file(path, kind, params)
+        files, check = find_feature_files(audio_dir), feature_fn
+        looked_for = '.npz feature files'
+    else:
+        if feature_fn is None:
+            def feature_fn(path, kind):
+                return chroma.compute_chroma(path, kind, cache=False)
+        files, check = find_audio_files(audio_dir), lambda path, kind: check_audio_duration(path)
+        looked_for = f'audio files ({", ".join(AUDIO_EXTENSIONS)})'
+    if not files and not allow_empty:
+        raise CTCChromaError(f'{audio_dir}: no {looked_for} found; nothing was changed. Pass '
+                             f'--allow-empty to accept an empty index')
     created = _create_index_dir(index_dir)
     try:
         with exclusive_lock(index_dir / LOCK_NAME, str(index_dir)):
             return _update_index(audio_dir, index_dir, kind, params, files, feature_fn,
-                                 progress, prune)
+                                 check, progress, prune,
+                                 'features' if from_features else 'audio')
     except BaseException:
         if created and not (index_dir / MANIFEST_NAME).exists():
             shutil.rmtree(index_dir, ignore_errors=True)  # nothing was written: leave no trace
         raise
 
 
-def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, progress,
-                  prune) -> dict:
+def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, progress,
+                  prune, source) -> dict:
     _remove_leftovers(index_dir)
-    manifest = _open_or_create(index_dir, kind, params, audio_dir)
+    manifest = _open_or_create(index_dir, kind, params, audio_dir, source)
     current = {p.relative_to(audio_dir).as_posix(): p for p in files}
     removed = [rel for rel in manifest['files'] if rel not in current]
     _check_removals(index_dir, audio_dir, manifest, removed, prune)
@@ -500,7 +573,7 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, progres
         todo.append((rel, path, stat, digest, status))
     # check every file to be (re)computed before writing anything
     for _, path, _, _, _ in todo:
-        check_audio_duration(path)
+        check(path, kind)
 
     for rel in removed:
         del manifest['files'][rel]

@@ -639,3 +639,47 @@ def test_a_bad_theme_in_a_batch_fails_before_any_result_is_printed(built, tmp_pa
     bad = theme_rows(tmp_path / 'bad.csv', [(0, 1, 1000)])
     code, out, err = run_cli(capsys, 'query', good, bad, '--index', index)
     assert code == 2 and out == '' and len(err) == 1 and 'bad.csv' in err[0]
+
+
+# features computed elsewhere
+
+def test_index_from_feature_files_equals_the_index_of_the_audio(built, tmp_path, capsys):
+    audio, index = built
+    files = sorted(str(p) for p in audio.rglob('*') if p.is_file())
+    assert main(['chroma', *files, '--features', 'cqt', '--out', str(tmp_path / 'f' / 'x')]) == 0
+    assert main(['index', '--from-features', str(tmp_path / 'f'), '--model', 'cqt',
+                 '--out', str(tmp_path / 'from_features')]) == 0
+    capsys.readouterr()
+    theme = theme_csv(tmp_path / 'theme.csv', [67, 64, 60, 64, 67, 72])
+    answers = []
+    for idx in (index, tmp_path / 'from_features'):
+        assert main(['query', str(theme), '--index', str(idx), '--json']) == 0
+        answers.append(json.loads(capsys.readouterr().out)['results'])
+    strip = [[{k: v for k, v in r.items() if k != 'file'} for r in a] for a in answers]
+    assert strip[0] == strip[1]
+    assert [r['file'] for r in answers[1]][0] == 'x/b.npz'
+    assert read_manifest(tmp_path / 'from_features')['source'] == 'features'
+
+
+def test_index_from_features_refuses_another_kind_or_unrecorded_files(built, tmp_path, capsys):
+    audio, _ = built
+    assert main(['chroma', str(audio / 'a.wav'), '--features', 'cens',
+                 '--out', str(tmp_path / 'f')]) == 0
+    code, _, err = run_cli(capsys, 'index', '--from-features', tmp_path / 'f', '--model', 'cqt',
+                           '--out', tmp_path / 'i')
+    assert code == 2 and "'cens'" in err[-1] and 'a.npz' in err[-1]
+    assert not (tmp_path / 'i').exists()
+    np.savez(tmp_path / 'f' / 'a.npz', chroma=np.full((12, 5), 12 ** -0.5, np.float32),
+             times=np.arange(5, dtype=np.float32) / 25)
+    code, _, err = run_cli(capsys, 'index', '--from-features', tmp_path / 'f', '--model', 'cqt',
+                           '--out', tmp_path / 'i')
+    assert code == 2 and 'without kind, weights' in err[-1]
+
+
+def test_an_audio_index_is_not_extended_from_feature_files(index_copy, tmp_path, capsys):
+    audio, index = index_copy
+    assert main(['chroma', str(audio / 'a.wav'), '--features', 'cqt',
+                 '--out', str(tmp_path / 'f')]) == 0
+    code, _, err = run_cli(capsys, 'index', '--from-features', tmp_path / 'f', '--model', 'cqt',
+                           '--out', index, '--prune')
+    assert code == 2 and 'built from audio files' in err[-1]

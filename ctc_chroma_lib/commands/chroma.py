@@ -4,7 +4,9 @@ Notebook: 05_Blank_Removal_and_Normalization.ipynb
 
 Each ``DIR/<stem>.npz`` holds ``chroma`` (12 x T float32, unit-norm columns),
 ``times`` (T,) and, for learned models, ``probs`` (13 x T, blank last). Every input and
-the model are checked before the first file is written.
+the model are checked before the first file is written. The feature kind and the
+fingerprint of what computed it (``kind``, ``weights``) are recorded too, so that
+``ctc-chroma index --from-features`` can index the files and refuse to mix kinds.
 """
 from pathlib import Path
 
@@ -47,6 +49,21 @@ def _check_model(spec):
         raise CTCChromaError(f'weights file not found: {spec}')
 
 
+def _provenance(kind_or_spec):
+    """``kind`` and ``weights`` arrays for the npz files, empty for a model given as a file."""
+    import numpy as np
+
+    from ..chroma import kind_fingerprint
+    from ..index import MODEL_ALIASES as KINDS_OF_MODELS
+
+    kind = KINDS_OF_MODELS.get(kind_or_spec, kind_or_spec)
+    try:
+        fingerprint = kind_fingerprint(kind)
+    except CTCChromaError:  # a .weights.h5 file: not a kind an index knows
+        return {}
+    return {'kind': np.array(kind), 'weights': np.array(fingerprint)}
+
+
 def run(args):
     """Compute and write the chroma of every input file.
 
@@ -82,6 +99,7 @@ def run(args):
         _check_model(spec)
         from ..model import load_model
         model = load_model(spec)
+    provenance = _provenance(args.features or spec)
 
     for path in tqdm(list(dict.fromkeys(paths)), desc='chroma', unit='file'):
         arrays = {}
@@ -92,6 +110,7 @@ def run(args):
             arrays['probs'] = probs
         arrays['chroma'] = np.asarray(chroma, dtype=np.float32)
         arrays['times'] = np.asarray(times)
+        arrays.update(provenance)
         with atomic_path(out_dir / f'{path.stem}.npz') as tmp:
             np.savez(tmp, **arrays)
     return 0

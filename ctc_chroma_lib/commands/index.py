@@ -16,6 +16,7 @@ def add_parser(subparsers):
                     'time may write to an index (a lock). With --check INDEX, verify an '
                     'index without changing it.',
         usage='%(prog)s DIR --out INDEX [--model MODEL] [--prune] [--allow-empty]\n'
+              '       %(prog)s --from-features DIR --model MODEL --out INDEX [--prune]\n'
               '       %(prog)s --check INDEX')
     parser.add_argument('audio_dir', metavar='DIR', nargs='?',
                         help='folder with recordings (recursive)')
@@ -28,6 +29,10 @@ def add_parser(subparsers):
                              'longer in DIR; without it, the run changes nothing and fails')
     parser.add_argument('--allow-empty', action='store_true',
                         help='accept a folder without audio files')
+    parser.add_argument('--from-features', metavar='DIR',
+                        help='index the .npz files that ctc-chroma chroma wrote (recursively, '
+                             'e.g. computed on another machine) instead of audio; their kind '
+                             'and weights must be those of --model')
     parser.add_argument('--check', metavar='INDEX',
                         help='verify every entry and feature file of INDEX; exit 1 if a '
                              'problem is found')
@@ -51,11 +56,14 @@ def run(args):
         if args.audio_dir or args.out:
             raise CTCChromaError('--check INDEX takes no DIR and no --out')
         return _check(args.check)
-    if not args.audio_dir or not args.out:
+    if args.from_features and args.audio_dir:
+        raise CTCChromaError('give either a folder of recordings or --from-features DIR')
+    source = args.from_features or args.audio_dir
+    if not source or not args.out:
         raise CTCChromaError('give a folder of recordings and --out INDEX (or --check INDEX)')
     from ..index import build_index
-    summary = build_index(args.audio_dir, args.out, model=args.model, prune=args.prune,
-                          allow_empty=args.allow_empty)
+    summary = build_index(source, args.out, model=args.model, prune=args.prune,
+                          allow_empty=args.allow_empty, from_features=bool(args.from_features))
     repaired = f', {summary["repaired"]} repaired' if summary['repaired'] else ''
     print(f'{printable(args.out)}: {summary["total"]} recordings ({summary["added"]} added, '
           f'{summary["updated"]} updated{repaired}, {summary["removed"]} removed, '
