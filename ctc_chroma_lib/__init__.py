@@ -5,6 +5,11 @@ Zalkow & Müller, "Using Weakly Aligned Score-Audio Pairs to Train Deep Chroma
 Models for Cross-Modal Music Retrieval", ISMIR 2020. Every public function names the
 notebook that explains it.
 """
+from . import _interrupts
+
+if _interrupts.started_as_command():
+    _interrupts.install()  # first: Ctrl-C while the command line loads is kept for main()
+
 from .constants import ALPHABET, BLANK_INDEX, CHROMA_NAMES, FEATURE_RATE, HCQT, HCQTParams
 from .errors import CTCChromaError
 

@@ -19,7 +19,11 @@ import threading
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 from . import __version__
+from ._interrupts import Interrupts, install
 from .errors import CTCChromaError, printable
+
+if __name__ == '__main__':  # python -m ctc_chroma_lib.cli (the console script installs earlier)
+    install()
 
 COMMAND_ORDER = ('chroma', 'train', 'evaluate', 'align', 'index', 'query')
 """Order of the subcommands in ``--help``; modules not listed here follow alphabetically."""
@@ -44,17 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Interrupts:
-    """Counts SIGINTs, so that an interrupt swallowed by library code still ends the run."""
-
-    count = 0
-
-    @classmethod
-    def handler(cls, signum, frame):
-        cls.count += 1
-        raise KeyboardInterrupt
-
-
 def _fail(args, message: str) -> None:
     """One line on stderr; under ``--json`` (to stdout) also ``{"error": ...}`` on stdout."""
     if getattr(args, 'json', None) is True:
@@ -71,16 +64,18 @@ def main(argv=None) -> int:
     args = None
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, _Interrupts.handler)
-    _Interrupts.count = 0
+        previous = signal.signal(signal.SIGINT, Interrupts.handler)
+    Interrupts.armed = True
     try:
+        if Interrupts.count:  # while the command line was loading
+            raise KeyboardInterrupt
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, 'func', None):
             parser.print_help()
             return 0
         status = int(args.func(args) or 0)
-        if _Interrupts.count:  # an interrupt that some library caught and ignored
+        if Interrupts.count:  # an interrupt that some library caught and ignored
             raise KeyboardInterrupt
         return status
     except CTCChromaError as e:
@@ -90,6 +85,7 @@ def main(argv=None) -> int:
         _fail(args, 'interrupted')
         return 130
     finally:
+        Interrupts.armed, Interrupts.count = False, 0
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 

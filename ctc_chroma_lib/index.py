@@ -67,6 +67,9 @@ AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.mp3', '.m4a', '.aif', '.a
 MANIFEST_INTERVAL = 2.0
 """Seconds between manifest checkpoints while indexing."""
 
+DASK_CONNECT_TIMEOUT = 30.0
+"""Seconds to wait for a Dask scheduler before giving up."""
+
 PRUNE_LIMIT = 3
 """Recordings an ``index`` run may drop without ``--prune`` (never all of them)."""
 
@@ -491,7 +494,8 @@ def _check_removals(index_dir: Path, audio_dir: Path, manifest: dict, removed: L
 
 
 def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable] = None,
-                progress=True, prune=False, allow_empty=False, from_features=False) -> dict:
+                progress=True, prune=False, allow_empty=False, from_features=False,
+                workers: int = 1, dask: Optional[str] = None) -> dict:
     """Create or update the index of all audio files below ``audio_dir``.
 
     Notebook: 06_Retrieval.ipynb
@@ -508,6 +512,10 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         allow_empty (bool): Accept a folder without audio files (Default value = False)
         from_features (bool): ``audio_dir`` holds feature files of ``ctc-chroma chroma``
             computed elsewhere (:func:`read_feature_file`), not audio (Default value = False)
+        workers (int): Local worker processes computing the features (Default value = 1:
+            in this process)
+        dask (str): Address of a dask.distributed scheduler whose workers compute the
+            features (Default value = None); this process writes the index either way
 
     Returns:
         summary (dict): Counts ``added``, ``updated``, ``repaired``, ``removed``,
@@ -521,6 +529,12 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
     audio_dir, index_dir = Path(audio_dir).resolve(), Path(index_dir)
     kind = feature_kind(model)
     params = feature_params(kind)
+    if workers < 1:
+        raise CTCChromaError(f'--workers must be at least 1, got {workers}')
+    parallel = dask is not None or workers > 1
+    if parallel and (from_features or feature_fn is not None):
+        raise CTCChromaError('workers compute features from audio with compute_chroma; '
+                             'feature files and a custom feature_fn are read in this process')
     if from_features:
         def feature_fn(path, kind):
             return read_feature_file(path, kind, params)
@@ -535,20 +549,26 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
     if not files and not allow_empty:
         raise CTCChromaError(f'{audio_dir}: no {looked_for} found; nothing was changed. Pass '
                              f'--allow-empty to accept an empty index')
-    created = _create_index_dir(index_dir)
+    # connect to a cluster before the index is touched: an unreachable one changes nothing
+    runner = DaskRunner(dask) if dask is not None else (
+        process_pool_runner(workers) if workers > 1 else _serial)
+    created = False
     try:
+        created = _create_index_dir(index_dir)
         with exclusive_lock(index_dir / LOCK_NAME, str(index_dir)):
             return _update_index(audio_dir, index_dir, kind, params, files, feature_fn,
                                  check, progress, prune,
-                                 'features' if from_features else 'audio')
+                                 'features' if from_features else 'audio', runner)
     except BaseException:
         if created and not (index_dir / MANIFEST_NAME).exists():
             shutil.rmtree(index_dir, ignore_errors=True)  # nothing was written: leave no trace
         raise
+    finally:
+        getattr(runner, 'close', lambda: None)()
 
 
 def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, progress,
-                  prune, source) -> dict:
+                  prune, source, runner) -> dict:
     _remove_leftovers(index_dir)
     manifest = _open_or_create(index_dir, kind, params, audio_dir, source)
     current = {p.relative_to(audio_dir).as_posix(): p for p in files}
@@ -580,19 +600,25 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
     (index_dir / FEATURES_DIR).mkdir(exist_ok=True)
     _write_manifest(index_dir, manifest)
 
-    iterator = todo
+    bar = None
     if progress and todo:
         import sys
         from tqdm import tqdm
-        iterator = tqdm(todo, desc=f'indexing ({kind})', file=sys.stderr, leave=False)
+        bar = tqdm(total=len(todo), desc=f'indexing ({kind})', file=sys.stderr, leave=False)
     last_write, done = time.monotonic(), 0
     try:
-        for rel, path, stat, digest, _ in iterator:
+        results = runner(todo, kind, feature_fn, params)
+        while True:
             try:
-                entry = _compute_entry(index_dir, rel, path, kind, digest, feature_fn)
+                (rel, path, stat, digest, _), features = next(results)
+                entry = _store_entry(index_dir, rel, path, digest, features)
+            except StopIteration:
+                break
             except CTCChromaError as e:
                 raise CTCChromaError(f'{e} (the index keeps the {done} recordings completed in '
                                      f'this run; fix or remove the file and run again)') from None
+            if bar is not None:
+                bar.update()
             entry.update(size=stat.st_size, mtime=stat.st_mtime)
             manifest['files'][rel] = entry
             done += 1
@@ -602,6 +628,8 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
                 last_write = time.monotonic()
     finally:
         # also on errors and interrupts: the manifest lists exactly the completed files
+        if bar is not None:
+            bar.close()
         _write_manifest(index_dir, manifest)
     _remove_unreferenced(index_dir, manifest)
     summary = {status: sum(1 for t in todo if t[4] == status)
@@ -610,9 +638,95 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
     return summary
 
 
-def _compute_entry(index_dir: Path, rel: str, path: Path, kind: str, digest: str,
-                   feature_fn: Callable) -> dict:
-    chromagram, times = feature_fn(path, kind)
+# computing the features: serially, in local processes, or on a Dask cluster
+
+def _serial(todo, kind, feature_fn, params):
+    for task in todo:
+        yield task, feature_fn(task[1], kind)
+
+
+def remote_features(path, kind):
+    """Chroma, times and the fingerprint of what computed them, for a worker process.
+
+    Notebook: 06_Retrieval.ipynb
+
+    Runs in a local worker process or on a Dask worker; the fingerprint lets the writing
+    process refuse features computed with other weights than its own.
+    """
+    from .chroma import compute_chroma, kind_fingerprint
+    chromagram, times = compute_chroma(path, kind, cache=False)
+    return np.asarray(chromagram, dtype=np.float32), np.asarray(times), kind_fingerprint(kind)
+
+
+def _checked(task, result, params):
+    chromagram, times, fingerprint = result
+    if fingerprint != params.get('weights', 'none'):
+        raise CTCChromaError(f'{task[1]}: a worker computed the features with other weights '
+                             f'({fingerprint}) than this process has '
+                             f'({params.get("weights", "none")}); install the same models on '
+                             f'every worker')
+    return task, (chromagram, times)
+
+
+def process_pool_runner(workers: int):
+    """A runner that computes the features in ``workers`` local processes (spawned).
+
+    Notebook: 06_Retrieval.ipynb
+    """
+    def run(todo, kind, feature_fn, params):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+        with ProcessPoolExecutor(max_workers=workers,
+                                 mp_context=multiprocessing.get_context('spawn')) as pool:
+            futures = {pool.submit(remote_features, str(task[1]), kind): task for task in todo}
+            try:
+                for future in as_completed(futures):
+                    yield _checked(futures[future], future.result(), params)
+            finally:
+                for future in futures:
+                    future.cancel()
+    return run
+
+
+class DaskRunner:
+    """Computes the features on the workers of a dask.distributed scheduler.
+
+    Notebook: 06_Retrieval.ipynb
+
+    Connects when created (before the index is touched, so that an unreachable scheduler
+    changes nothing). The workers need this package, the same models and the audio files at
+    the same paths (a shared file system); the client (this process) writes the index.
+    """
+
+    def __init__(self, address: str):
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise CTCChromaError('--dask needs dask.distributed: pip install '
+                                 '"dask[distributed]"') from None
+        try:
+            self.client = Client(address, timeout=DASK_CONNECT_TIMEOUT, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as e:
+            raise CTCChromaError(f'cannot connect to the Dask scheduler at {address}: '
+                                 f'{e}') from None
+
+    def __call__(self, todo, kind, feature_fn, params):
+        from dask.distributed import as_completed
+        futures = self.client.map(remote_features, [str(task[1]) for task in todo],
+                                  [kind] * len(todo), pure=False)
+        tasks = {future.key: task for future, task in zip(futures, todo)}
+        try:
+            for future in as_completed(futures, loop=self.client.loop):
+                yield _checked(tasks[future.key], future.result(), params)
+        finally:
+            self.client.cancel(futures)
+
+    def close(self):
+        self.client.close()
+
+
+def _store_entry(index_dir: Path, rel: str, path: Path, digest: str, features) -> dict:
+    chromagram, times = features
     chromagram = np.asarray(chromagram, dtype=np.float32)
     if chromagram.ndim != 2 or chromagram.shape[0] != 12 or chromagram.shape[1] == 0:
         raise CTCChromaError(f'{path}: no chroma frames computed (shape {chromagram.shape})')

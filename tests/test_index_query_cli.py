@@ -576,6 +576,38 @@ def test_an_interrupt_swallowed_by_a_library_still_ends_the_run_as_interrupted(
     assert code == 130 and err == ['ctc-chroma index: error: interrupted']
 
 
+LOADING_INTERRUPT = """
+import os, signal, sys
+sys.argv = ['/usr/bin/ctc-chroma']   # as the console script starts
+import ctc_chroma_lib                # installs the handler first of all
+os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the command line is still loading
+import ctc_chroma_lib.cli as cli
+print('still loading')
+sys.exit(cli.main(['index', '--check', 'nowhere']))
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_kept_for_main(tmp_path):
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, '-c', LOADING_INTERRUPT], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert run.stdout == 'still loading\n' and 'Traceback' not in run.stderr
+    assert run.returncode == 130 and run.stderr == 'ctc-chroma: error: interrupted\n'
+
+
+def test_importing_the_command_line_leaves_the_programs_ctrl_c_alone():
+    import signal
+    import subprocess
+    import sys
+    check = ('import signal, ctc_chroma_lib, ctc_chroma_lib.cli; '
+             'print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)')
+    run = subprocess.run([sys.executable, '-c', check], capture_output=True, text=True,
+                         timeout=120)
+    assert run.stdout.strip() == 'True'
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 @pytest.mark.parametrize('delay', [0.3, 0.8, 2.0])
 def test_ctrl_c_at_any_moment_ends_cleanly_with_a_consistent_index(built, tmp_path, delay):
     import signal
@@ -584,13 +616,17 @@ def test_ctrl_c_at_any_moment_ends_cleanly_with_a_consistent_index(built, tmp_pa
     import time
     audio, _ = built
     index = tmp_path / 'index'
-    process = subprocess.Popen([sys.executable, '-m', 'ctc_chroma_lib.cli', 'index', str(audio),
+    # the console script, as a user starts it (it installs the handler first of all)
+    command = Path(sys.executable).with_name('ctc-chroma')
+    if not command.is_file():
+        pytest.skip(f'the ctc-chroma console script is not installed beside {sys.executable}')
+    process = subprocess.Popen([str(command), 'index', str(audio),
                                 '--model', 'cqt', '--out', str(index)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(delay)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
-    assert 'Traceback' not in err
+    assert 'Traceback' not in err, err
     assert process.returncode in (0, 130), err
     if process.returncode == 130:
         # before the arguments are parsed, the command is not yet known
@@ -683,3 +719,52 @@ def test_an_audio_index_is_not_extended_from_feature_files(index_copy, tmp_path,
     code, _, err = run_cli(capsys, 'index', '--from-features', tmp_path / 'f', '--model', 'cqt',
                            '--out', index, '--prune')
     assert code == 2 and 'built from audio files' in err[-1]
+
+
+# parallel and distributed indexing
+
+def index_contents(index):
+    """The manifest entries without their time stamps: equal for equal indexes."""
+    files = read_manifest(index)['files']
+    return {rel: {k: v for k, v in entry.items() if k != 'indexed_at'} for rel, entry in files.items()}
+
+
+def test_local_workers_build_the_same_index_as_a_serial_run(built, tmp_path, capsys):
+    audio, index = built
+    assert main(['index', str(audio), '--model', 'cqt', '--out', str(tmp_path / 'pool'),
+                 '--workers', '2']) == 0
+    assert index_contents(tmp_path / 'pool') == index_contents(index)
+    assert load_index(tmp_path / 'pool')[1][0][1].tobytes() == load_index(index)[1][0][1].tobytes()
+
+
+def test_a_dask_cluster_builds_the_same_index_as_a_serial_run(built, tmp_path):
+    distributed = pytest.importorskip('dask.distributed')
+    audio, index = built
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host='127.0.0.1', dashboard_address=None) as cluster:
+        summary = build_index(audio, tmp_path / 'dask', 'cqt', progress=False,
+                              dask=cluster.scheduler_address)
+    assert summary['added'] == 3
+    assert index_contents(tmp_path / 'dask') == index_contents(index)
+
+
+def test_a_worker_error_names_the_file_and_keeps_the_completed_recordings(tmp_path, capsys):
+    audio = write_audio_folder(tmp_path / 'audio')
+    signal = sine_melody([60, 62])
+    signal[1000] = np.nan
+    sf.write(audio / 'zz_nan.wav', signal, SR, subtype='FLOAT')
+    code, _, err = run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', tmp_path / 'index',
+                           '--workers', '2')
+    assert code == 2 and 'zz_nan.wav' in err[-1] and err[-1].startswith('ctc-chroma index: error')
+    assert index_contents(tmp_path / 'index')  # a consistent index of what was completed
+
+
+def test_an_unreachable_dask_scheduler_is_a_clean_error(built, tmp_path, capsys, monkeypatch):
+    pytest.importorskip('dask.distributed')
+    import ctc_chroma_lib.index as index_module
+    monkeypatch.setattr(index_module, 'DASK_CONNECT_TIMEOUT', 2.0)
+    audio, _ = built
+    code, _, err = run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', tmp_path / 'i',
+                           '--dask', 'tcp://127.0.0.1:9')
+    assert code == 2 and 'cannot connect to the Dask scheduler' in err[-1]
+    assert not (tmp_path / 'i').exists()

@@ -16,6 +16,7 @@ def add_parser(subparsers):
                     'time may write to an index (a lock). With --check INDEX, verify an '
                     'index without changing it.',
         usage='%(prog)s DIR --out INDEX [--model MODEL] [--prune] [--allow-empty]\n'
+              '       %(prog)s DIR --out INDEX [--workers N | --dask ADDRESS]\n'
               '       %(prog)s --from-features DIR --model MODEL --out INDEX [--prune]\n'
               '       %(prog)s --check INDEX')
     parser.add_argument('audio_dir', metavar='DIR', nargs='?',
@@ -33,6 +34,11 @@ def add_parser(subparsers):
                         help='index the .npz files that ctc-chroma chroma wrote (recursively, '
                              'e.g. computed on another machine) instead of audio; their kind '
                              'and weights must be those of --model')
+    parser.add_argument('--workers', type=int, default=1, metavar='N',
+                        help='compute the features in N local processes (default 1)')
+    parser.add_argument('--dask', metavar='ADDRESS',
+                        help='compute the features on the workers of a dask.distributed '
+                             'scheduler (e.g. tcp://10.0.0.5:8786); this process writes the index')
     parser.add_argument('--check', metavar='INDEX',
                         help='verify every entry and feature file of INDEX; exit 1 if a '
                              'problem is found')
@@ -63,7 +69,8 @@ def run(args):
         raise CTCChromaError('give a folder of recordings and --out INDEX (or --check INDEX)')
     from ..index import build_index
     summary = build_index(source, args.out, model=args.model, prune=args.prune,
-                          allow_empty=args.allow_empty, from_features=bool(args.from_features))
+                          allow_empty=args.allow_empty, from_features=bool(args.from_features),
+                          workers=args.workers, dask=args.dask)
     repaired = f', {summary["repaired"]} repaired' if summary['repaired'] else ''
     print(f'{printable(args.out)}: {summary["total"]} recordings ({summary["added"]} added, '
           f'{summary["updated"]} updated{repaired}, {summary["removed"]} removed, '
