@@ -11,6 +11,11 @@ import soundfile as sf
 from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 
+AUDIO_EXTENSIONS = ('.ogg', '.wav', '.flac', '.mp3', '.oga', '.m4a', '.aif', '.aiff', '.aifc',
+                    '.opus', '.wma', '.au')
+"""File name extensions read as audio (soundfile, else librosa's decoders); the teaching
+dataset's recordings are Ogg Vorbis, so '.ogg' comes first where the order matters."""
+
 
 def _read_with_librosa(path):
     """Decode formats that libsndfile cannot read (e.g. mp3 via audioread); raise on failure."""

@@ -14,6 +14,7 @@ import numpy as np
 from .audio import check_audio_duration
 from .constants import BLANK_INDEX, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
+from .fileio import cache_root, hash_file_into  # noqa: F401 (cache_root: part of this API)
 
 FEATURE_TYPES = ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
 """Chroma kinds of :func:`compute_chroma`; 'published:<ID>' selects an authors' model too."""
@@ -147,24 +148,8 @@ def resolve_kind(kind):
                          + ', '.join(FEATURE_TYPES) + ', published:<ID>')
 
 
-def cache_root():
-    """Root folder of all caches: env ``CTC_CHROMA_CACHE`` or ``<repo>/cache``.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
-    Returns:
-        path (Path): Cache root (may not exist yet)
-    """
-    env = os.environ.get('CTC_CHROMA_CACHE')
-    return Path(env) if env else Path(__file__).resolve().parents[1] / 'cache'
-
-
 def _file_hash(path, hasher=None):
-    hasher = hasher or hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            hasher.update(block)
-    return hasher
+    return hash_file_into(hasher or hashlib.sha256(), path)
 
 
 def _model_fingerprint(spec):

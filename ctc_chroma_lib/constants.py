@@ -6,6 +6,7 @@ The original ``ctc_chroma`` code returned its parameters from a function; here t
 live in one frozen dataclass that every module reads.
 """
 from dataclasses import dataclass
+from pathlib import Path
 
 FEATURE_RATE = 25.0
 """Feature rate of every chroma and HCQT representation in this project (Hz)."""
@@ -54,3 +55,10 @@ HCQT = HCQTParams()
 def log_compress_db(db):
     """Map decibels (``ref=max``, floored at -80 dB) to [0, 1]: ``dB / 80 + 1``."""
     return db / 80.0 + 1.0
+
+
+N_FOLDS = 5
+"""Cross-validation folds of the (teaching) Musical Theme Dataset, numbered 1 to 5."""
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
+"""Folder of the shipped model weights, their configurations, logs and curves."""

@@ -21,7 +21,6 @@ Ogg stream serial numbers) and may change with other FluidSynth or libvorbis ver
 """
 import argparse
 import csv
-import hashlib
 import logging
 import math
 import multiprocessing
@@ -34,13 +33,15 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .constants import HCQT, N_FOLDS
 from .errors import CTCChromaError
 from .fileio import atomic_path
 from .themes import ThemeNote, check_monophonic, import_pretty_midi, write_alignment_csv, write_theme_csv
 
 LOGGER = logging.getLogger('ctc_chroma_lib.dataset_generation')
 
-SAMPLE_RATE = 22050
+SAMPLE_RATE = HCQT.sr
+"""The recordings are rendered at the HCQT's sampling rate, so nothing is resampled."""
 METADATA_COLUMNS = ('MTDID', 'WorkID', 'ComposerID', 'WorkTitle', 'Ensemble', 'Polyphony',
                     'StartTime', 'EndTime', 'Fold', 'Source', 'Measures', 'ScoreTempo',
                     'TempoFactor', 'Instruments', 'Seed', 'Duration')
@@ -730,11 +731,8 @@ def assign_folds(work_items: Sequence[Tuple[str, str, int]], n_folds: int = 5) -
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
+    from .fileio import sha256_file
+    return sha256_file(path)
 
 
 def write_manifest(root: Path) -> Path:
@@ -864,7 +862,7 @@ def write_readme(root: Path, rows: Sequence[dict], seed: int) -> None:
         f'| {c} | {sum(r["ComposerID"] == c for r in rows)} | '
         f'{len({r["WorkID"] for r in rows if r["ComposerID"] == c})} |' for c in composers)
     folds = ', '.join(f'fold {f}: {sum(int(r["Fold"]) == f for r in rows)} items'
-                      for f in range(1, 6))
+                      for f in range(1, N_FOLDS + 1))
     text = README_TEMPLATE.format(
         seed=seed, n_items=len(rows), n_works=len({r['WorkID'] for r in rows}),
         n_composers=len(composers), minutes=sum(float(r['Duration']) for r in rows) / 60,

@@ -29,12 +29,11 @@ import scipy.sparse
 from .audio import check_audio_file, load_audio
 from .constants import HCQT, log_compress_db
 from .errors import CTCChromaError
-from .fileio import atomic_path
+from .fileio import CACHE_ENV_VAR, atomic_path, cache_root  # noqa: F401 (CACHE_ENV_VAR)
 
 CACHE_FORMAT_VERSION = 1
 """Bump when the cached HCQT files change meaning (invalidates every cache entry)."""
 
-CACHE_ENV_VAR = 'CTC_CHROMA_CACHE'
 
 _AMIN = 1e-5        # librosa.amplitude_to_db's floor for magnitudes
 _TOP_DB = 80.0      # dynamic range kept below the maximum (librosa's default top_db)
@@ -436,10 +435,7 @@ def default_cache_dir():
     Returns:
         cache_dir (Path): Cache directory (not necessarily existing yet)
     """
-    root = os.environ.get(CACHE_ENV_VAR)
-    if root:
-        return Path(root) / 'hcqt'
-    return Path(__file__).resolve().parent.parent / 'cache' / 'hcqt'
+    return cache_root() / 'hcqt'
 
 
 def _cache_key(path, params):

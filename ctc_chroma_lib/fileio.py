@@ -58,16 +58,35 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path, block_size: int = 1 << 20) -> str:
-    """SHA-256 (hex) of a file's content, read in blocks; CTCChromaError if unreadable."""
-    hasher = hashlib.sha256()
+def hash_file_into(hasher, path, block_size: int = 1 << 20):
+    """Feed a file's content into ``hasher`` in blocks; CTCChromaError if unreadable."""
     try:
         with open(path, 'rb') as f:
             for block in iter(lambda: f.read(block_size), b''):
                 hasher.update(block)
     except OSError as e:
         raise CTCChromaError(f'{path}: cannot read ({_reason(e)})') from None
-    return hasher.hexdigest()
+    return hasher
+
+
+def sha256_file(path) -> str:
+    """SHA-256 (hex) of a file's content; CTCChromaError if unreadable."""
+    return hash_file_into(hashlib.sha256(), path).hexdigest()
+
+
+CACHE_ENV_VAR = 'CTC_CHROMA_CACHE'
+"""Environment variable that moves every cache (HCQT, chroma) to another folder."""
+
+
+def cache_root():
+    """Root folder of all caches: ``$CTC_CHROMA_CACHE`` or ``<repo>/cache``.
+
+    Returns:
+        path (Path): Cache root (may not exist yet)
+    """
+    from pathlib import Path
+    env = os.environ.get(CACHE_ENV_VAR)
+    return Path(env) if env else Path(__file__).resolve().parents[1] / 'cache'
 
 
 def read_regular_file(path) -> bytes:

@@ -48,7 +48,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .audio import check_audio_duration
+from .audio import AUDIO_EXTENSIONS, check_audio_duration
 from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import (atomic_path, exclusive_lock, is_locked, read_regular_file, sha256_bytes,
@@ -61,8 +61,6 @@ an ``index`` run upgrades a version-1 index in place."""
 MANIFEST_NAME = 'manifest.json'
 FEATURES_DIR = 'features'
 LOCK_NAME = '.lock'
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.oga', '.mp3', '.m4a', '.aif', '.aiff', '.aifc',
-                    '.opus', '.wma', '.au')
 
 MANIFEST_INTERVAL = 2.0
 """Seconds between manifest checkpoints while indexing."""

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import HCQT, NUM_CLASSES
+from .constants import HCQT, NUM_CLASSES, WEIGHTS_DIR
 from .ctc import import_tensorflow
 from .errors import CTCChromaError
 
@@ -64,7 +64,6 @@ CONV_LAYERS = (
 CONTEXT_FRAMES = sum(k[0] // 2 for _, _, k in CONV_LAYERS)
 """Frames of context on each side that one output frame depends on (5)."""
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 """Folder of the shipped weights trained on MTD-teaching."""
 
 SHIPPED_WEIGHTS = {

@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from .constants import BLANK_INDEX
+from .constants import BLANK_INDEX, N_FOLDS, WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
 from .errors import CTCChromaError
 from .fileio import atomic_path
 
@@ -51,7 +51,6 @@ validation loss is shipped. Its early epochs are the *blank plateau* (see
 :func:`validation_metrics`), which it leaves by itself. The frame-wise
 models (``strong``, ``linear``) start from :func:`harmonic_prior_init`, 8 epochs at a
 constant 1e-3."""
-WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 
 
 @dataclass
@@ -1164,7 +1163,7 @@ def parse_split(split):
         raise CTCChromaError(f'unknown split {split!r}; valid splits: {", ".join(SPLITS)}')
     train, valid = split[len('train'):].split('valid')
     train_folds, valid_folds = tuple(int(f) for f in train), (int(valid),)
-    (test_fold,) = set(range(1, 6)) - set(train_folds) - set(valid_folds)
+    (test_fold,) = set(range(1, N_FOLDS + 1)) - set(train_folds) - set(valid_folds)
     return train_folds, valid_folds, test_fold
 
 
