@@ -64,8 +64,6 @@ CONV_LAYERS = (
 CONTEXT_FRAMES = sum(k[0] // 2 for _, _, k in CONV_LAYERS)
 """Frames of context on each side that one output frame depends on (5)."""
 
-"""Folder of the shipped weights trained on MTD-teaching."""
-
 SHIPPED_WEIGHTS = {
     'teaching': WEIGHTS_DIR / 'teaching-ctc.weights.h5',
     'teaching-strong': WEIGHTS_DIR / 'teaching-strong.weights.h5',
