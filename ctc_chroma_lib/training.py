@@ -34,7 +34,7 @@ MONITORS = ('val_loss', 'val_mrr')
 """Validation quantities that can select the shipped epoch and stop training."""
 
 KIND_DEFAULTS = {
-    'ctc': {'epochs': 30, 'learning_rate': 1e-3, 'patience': 30, 'monitor': 'val_loss',
+    'ctc': {'epochs': 60, 'learning_rate': 1e-3, 'patience': 60, 'monitor': 'val_loss',
             'random_margin': 0.5, 'pitch_shift': 6, 'warmup_epochs': 2.0,
             'lr_decay': 'cosine', 'clipnorm': 5.0, 'init': ''},
     'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss',
@@ -44,7 +44,7 @@ KIND_DEFAULTS = {
 KIND_DEFAULTS['linear'] = dict(KIND_DEFAULTS['strong'])
 """Defaults of :class:`TrainingConfig` that depend on the kind: the recipes of the shipped
 models. CTC starts from random weights, as in the paper, at Adam's learning rate of 1e-3
-with a warm-up of two epochs, a cosine decay and gradient clipping, for 30 epochs; every
+with a warm-up of two epochs, a cosine decay and gradient clipping, for 60 epochs; every
 epoch sees every training theme in a random transposition (up to 6 semitones) and with
 random margins (up to 0.5 s) around its weak segment; the epoch with the lowest
 validation loss is shipped. Its early epochs are the *blank plateau* (see
@@ -153,8 +153,6 @@ def segment_frames(times, start, end, margin=0.0):
 def frame_labels_from_notes(notes, frame_times):
     """Frame-wise labels: the chroma of the note sounding at each frame time, blank elsewhere.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         notes (sequence of ThemeNote): Notes with start/duration on the same time axis as
             ``frame_times`` (later notes win where notes overlap)
@@ -223,8 +221,6 @@ class Example:
 def make_example(item, hcqt, times, kind, margin=0.0, random_margin=0.0):
     """Cut the weakly aligned segment of an item and build its targets for ``kind``.
 
-    Notebook: 04_Model_and_Training.ipynb
-
     Args:
         item (dataset.Item): Dataset item
         hcqt (np.ndarray): HCQT of the item's recording (6, 216, T)
@@ -257,10 +253,7 @@ def make_example(item, hcqt, times, kind, margin=0.0, random_margin=0.0):
 
 
 def load_examples(items, kind, margin=0.0, progress=True, random_margin=0.0):
-    """HCQT (cached on disk) and targets of every item.
-
-    Notebook: 04_Model_and_Training.ipynb
-    """
+    """HCQT (cached on disk) and targets of every item."""
     from tqdm.auto import tqdm
 
     from .features import hcqt_file
@@ -338,10 +331,7 @@ occur: every new shape costs TensorFlow/oneDNN a new set of compiled kernels."""
 
 
 def padded_length(n_frames, quantum=FRAME_QUANTUM):
-    """``n_frames`` rounded up to a multiple of ``quantum``.
-
-    Notebook: 04_Model_and_Training.ipynb
-    """
+    """``n_frames`` rounded up to a multiple of ``quantum``."""
     return -(-int(n_frames) // quantum) * quantum
 
 
@@ -461,8 +451,6 @@ LOSSES = {'ctc': ctc_loss, 'strong': framewise_loss, 'linear': framewise_loss}
 def ctc_loss_per_note_metric():
     """A Keras metric: the CTC loss summed over the items seen, divided by their notes.
 
-    Notebook: 04_Model_and_Training.ipynb
-
     Per note, losses of themes of different length compare: a model that knows where the
     notes are but not their chroma scores about ln 12 ≈ 2.48 per note, a converged one
     far less (see :func:`ctc_fit_diagnostics`).
@@ -493,7 +481,7 @@ def ctc_loss_per_note_metric():
 def segment_probs(probs, item, times=None):
     """The columns of a recording's class probabilities inside the item's weak segment.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    Notebook: 07_Weak_to_Strong_Alignment.ipynb
 
     Args:
         probs (np.ndarray): (13, T) model output for the item's whole recording
@@ -514,7 +502,7 @@ def segment_probs(probs, item, times=None):
 def ctc_fit_diagnostics(probs_by_item):
     """How well model outputs fit the CTC objective on weakly aligned segments.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    Notebook: 04_Model_and_Training.ipynb
 
     For every item, the probabilities of its whole recording are cut to the weak segment
     (:func:`segment_probs`); the CTC loss is that of the theme's chroma sequence over those
@@ -552,10 +540,7 @@ def ctc_fit_diagnostics(probs_by_item):
 # The trainer
 
 def resolve_precision(precision='auto'):
-    """The Keras dtype policy for training: bfloat16 compute where the hardware has it.
-
-    Notebook: 04_Model_and_Training.ipynb
-    """
+    """The Keras dtype policy for training: bfloat16 compute where the hardware has it."""
     if precision != 'auto':
         if precision not in ('float32', 'mixed_bfloat16'):
             raise CTCChromaError(f'unknown precision {precision!r}; '
@@ -570,8 +555,6 @@ def resolve_precision(precision='auto'):
 
 def build_training_model(precision='float32'):
     """:func:`model.build_model` with the layers computing in ``precision``.
-
-    Notebook: 04_Model_and_Training.ipynb
 
     The variables stay float32, so the saved weights load into the float32 model.
     """
@@ -749,8 +732,6 @@ def _save_weights(model, path):
 def best_weights_checkpoint(model, path, monitor='val_loss', best=None):
     """A Keras callback saving ``model``'s weights to ``path`` whenever ``monitor`` improves.
 
-    Notebook: 04_Model_and_Training.ipynb
-
     ``val_loss`` improves downwards, ``val_mrr`` upwards; ``best`` is the value to beat
     (a resumed run: the best of the epochs before the interruption). (The trained wrapper of
     :func:`windowed_model` is not what is shipped: the inner model's weights are.)
@@ -775,10 +756,7 @@ def best_weights_checkpoint(model, path, monitor='val_loss', best=None):
 
 
 def epoch_weights(model, out_dir, name, epochs):
-    """A Keras callback keeping the weights after the given epochs (1-based).
-
-    Notebook: 04_Model_and_Training.ipynb
-    """
+    """A Keras callback keeping the weights after the given epochs (1-based)."""
     import keras
 
     wanted = {int(e) for e in epochs}
@@ -802,8 +780,6 @@ def _set_determinism(seed):
 def augmented(example, rng, pitch_shift=0):
     """One epoch's version of a training example: a random crop, a random transposition.
 
-    Notebook: 04_Model_and_Training.ipynb
-
     Args:
         example (Example): Training example
         rng (np.random.Generator): None: the example as it is (its core; validation)
@@ -820,8 +796,6 @@ def augmented(example, rng, pitch_shift=0):
 
 def make_tf_dataset(examples, kind, batch_frames, seed=None, pitch_shift=0, first_epoch=0):
     """A ``tf.data`` pipeline of length-grouped, padded batches (reshuffled every epoch).
-
-    Notebook: 04_Model_and_Training.ipynb
 
     Args:
         examples (list of Example): Training or validation examples
@@ -860,8 +834,6 @@ def make_tf_dataset(examples, kind, batch_frames, seed=None, pitch_shift=0, firs
 
 def learning_rate_schedule(config, steps_per_epoch):
     """The learning rate of :class:`TrainingConfig`: constant, or warm-up and cosine decay.
-
-    Notebook: 04_Model_and_Training.ipynb
 
     Returns:
         learning_rate (float or keras.optimizers.schedules.LearningRateSchedule)
@@ -1018,8 +990,6 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
 def epoch_timer(frames_per_epoch):
     """A Keras callback measuring throughput in real (unpadded) frames per second.
 
-    Notebook: 04_Model_and_Training.ipynb
-
     The rate of every epoch goes into the logs (and so into the CSV log) as
     ``frames_per_second``.
     """
@@ -1146,8 +1116,6 @@ SHIPPED_SPLIT = 'train123valid4'
 def parse_split(split):
     """Folds of a split name such as 'train234valid5'.
 
-    Notebook: 04_Model_and_Training.ipynb
-
     Args:
         split (str): One of :data:`SPLITS`
 
@@ -1170,18 +1138,13 @@ def parse_split(split):
 def split_model_name(kind, split=SHIPPED_SPLIT):
     """Name of the weights of a kind trained on a split: 'teaching-ctc' for the shipped split,
     'teaching-ctc-train234valid5' for the others.
-
-    Notebook: 04_Model_and_Training.ipynb
     """
     parse_split(split)
     return f'teaching-{kind}' if split == SHIPPED_SPLIT else f'teaching-{kind}-{split}'
 
 
 def split_items(items, train_folds, valid_folds):
-    """Items of the training folds and of the validation folds.
-
-    Notebook: 04_Model_and_Training.ipynb
-    """
+    """Items of the training folds and of the validation folds."""
     overlap = set(train_folds) & set(valid_folds)
     if overlap:
         raise CTCChromaError(f'folds {sorted(overlap)} are both training and validation folds')
