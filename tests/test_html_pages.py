@@ -234,10 +234,14 @@ def test_explorers_redraw_when_a_student_changes_their_menus(browser, jupyterlab
     base, token, _ = jupyterlab
     page = browser.new_page(viewport={'width': 1400, 'height': 1000})
     try:
-        page.goto(f'{base}/lab/tree/{notebook}?token={token}')
-        page.wait_for_function('() => window.jupyterapp && window.jupyterapp.shell.currentWidget'
-                               ' && window.jupyterapp.shell.currentWidget.content',
-                               timeout=120_000)
+        # a workspace of its own, reset: only this notebook is open, and it is the current one
+        workspace = notebook.split('_')[0]
+        page.goto(f'{base}/lab/workspaces/nb{workspace}/tree/{notebook}?reset&token={token}')
+        page.wait_for_function(
+            '(path) => window.jupyterapp && window.jupyterapp.shell.currentWidget'
+            ' && window.jupyterapp.shell.currentWidget.context'
+            ' && window.jupyterapp.shell.currentWidget.context.path === path',
+            arg=notebook, timeout=120_000)
         page.evaluate(RUN_ALL)
         page.wait_for_function(DONE, timeout=900_000, polling=1000)
         assert page.evaluate(ERRORS) == []
