@@ -2,8 +2,8 @@
 
 The thin library behind the teaching notebooks in ``notebooks/``. It follows
 Zalkow & Müller, "Using Weakly Aligned Score-Audio Pairs to Train Deep Chroma
-Models for Cross-Modal Music Retrieval", ISMIR 2020. Every public function names the
-notebook that explains it.
+Models for Cross-Modal Music Retrieval", ISMIR 2020. A public function that a notebook
+uses names that notebook in its docstring (``Notebook:``; ``tests/test_docs.py`` checks it).
 """
 from . import _interrupts
 

@@ -71,10 +71,7 @@ def align_theme(probs, theme, start, end, feature_rate=FEATURE_RATE):
 
 @dataclass
 class OnsetScore:
-    """Onset deviations of an estimated alignment from a reference alignment.
-
-    Notebook: 07_Weak_to_Strong_Alignment.ipynb
-    """
+    """Onset deviations of an estimated alignment from a reference alignment."""
 
     errors: np.ndarray
     """Estimated minus reference onset of every note (seconds)."""

@@ -31,8 +31,6 @@ def _read_with_librosa(path):
 def check_audio_file(path):
     """Raise CTCChromaError naming ``path`` unless it is an existing, non-empty file.
 
-    Notebook: 02_HCQT.ipynb
-
     Args:
         path (str or Path): Audio file
 
@@ -114,7 +112,7 @@ def load_audio(path, sr=HCQT.sr):
 def audio_duration(path):
     """Return the duration of an audio file in seconds without decoding all of it.
 
-    Notebook: 02_HCQT.ipynb
+    Notebook: 01_Task_and_Data.ipynb, 06_Retrieval.ipynb
 
     Args:
         path (str or Path): Audio file
@@ -137,8 +135,6 @@ def audio_duration(path):
 
 def check_audio_duration(path):
     """Raise CTCChromaError unless ``path`` is a readable audio file of at least one 25 Hz frame.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
 
     Args:
         path (str or Path): Audio file

@@ -65,8 +65,6 @@ _NOTE_OUTPUT = 'StatefulPartitionedCall:1'
 def model_path():
     """The ONNX file of Basic Pitch, found without importing the package.
 
-    Notebook: 06_Retrieval.ipynb
-
     Returns:
         path (Path): ``.../site-packages/basic_pitch/saved_models/icassp_2022/nmp.onnx``
 
@@ -102,8 +100,6 @@ def _session():
 def windows(y):
     """The network's input windows of a signal, as the package cuts them.
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         y (np.ndarray): Mono signal at 22050 Hz, shape (N,)
 
@@ -123,8 +119,6 @@ def windows(y):
 
 def note_activations(y):
     """Basic Pitch's note posteriorgram of a signal (the ``note`` output, unwrapped).
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         y (np.ndarray): Mono signal at 22050 Hz, shape (N,)
@@ -147,8 +141,6 @@ def note_activations(y):
 def fold_to_chroma(notes):
     """Fold an (88, T) piano-key matrix into (12, T) chroma (row 0 = C): per pitch class, the
     largest value over the octaves.
-
-    Notebook: 06_Retrieval.ipynb
     """
     notes = np.asarray(notes, dtype=np.float64)
     chroma = np.zeros((12, notes.shape[1]), dtype=np.float64)
@@ -160,8 +152,6 @@ def fold_to_chroma(notes):
 
 def chroma_basic_pitch(y, sr=HCQT.sr):
     """Basic Pitch chroma at 25 Hz with unit-norm columns, on the HCQT's frame grid.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         y (np.ndarray): Mono signal

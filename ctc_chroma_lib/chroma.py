@@ -54,8 +54,6 @@ def postprocess(probs):
 def normalize_columns(chroma):
     """L2-normalize every column; zero columns become 1/sqrt(n).
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
     Args:
         chroma (np.ndarray): Features (n x T)
 
@@ -72,8 +70,6 @@ def normalize_columns(chroma):
 
 def frame_times(n_frames, feature_rate=FEATURE_RATE):
     """Times of the feature frames (seconds).
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
 
     Args:
         n_frames (int): Number of frames
@@ -128,8 +124,6 @@ def learned_chroma(y_or_path, model='teaching', cache=True):
 def resolve_kind(kind):
     """Check a chroma kind and return the model spec behind it.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
     Args:
         kind (str): One of :data:`FEATURE_TYPES` or 'published:<ID>'
 
@@ -172,10 +166,7 @@ def _model_fingerprint(spec):
 
 
 def kind_fingerprint(kind):
-    """Hash of what computes a kind: its weights, the Basic Pitch model, or 'none'.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-    """
+    """Hash of what computes a kind: its weights, the Basic Pitch model, or 'none'."""
     if kind == 'basic-pitch':
         from .basic_pitch_chroma import fingerprint
         return fingerprint()
@@ -184,8 +175,6 @@ def kind_fingerprint(kind):
 
 def chroma_cache_path(audio_path, kind):
     """Cache file of the chroma of one audio file and kind.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
 
     Args:
         audio_path (str or Path): Audio file

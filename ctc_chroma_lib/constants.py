@@ -25,10 +25,7 @@ NUM_CLASSES = len(ALPHABET)
 
 @dataclass(frozen=True)
 class HCQTParams:
-    """Parameters of the harmonic constant-Q transform (deep-salience recipe).
-
-    Notebook: 02_HCQT.ipynb
-    """
+    """Parameters of the harmonic constant-Q transform (deep-salience recipe)."""
 
     sr: int = 22050
     hop_length: int = 256

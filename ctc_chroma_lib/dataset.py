@@ -48,8 +48,6 @@ METADATA_NAMES = ('MTD-teaching.csv', 'MTD.csv', '03_MTD-medium.csv', '02_MTD-sm
 class Item:
     """One theme occurrence: a theme, a recording and their alignment.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Attributes:
         mtd_id (str): Item identifier (MTDID), e.g. 'MTDT0001'
         work_id (str): Work identifier (one score / movement)
@@ -78,8 +76,6 @@ class Item:
 def find_metadata_file(root: Path) -> Path:
     """The metadata table of a dataset folder (see the module docstring for the search order).
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         root (Path): Dataset folder
 
@@ -106,8 +102,6 @@ def find_metadata_file(root: Path) -> Path:
 def read_metadata(path: Path) -> List[dict]:
     """Read the semicolon-separated metadata table and check its columns.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         path (Path): Metadata CSV file
 
@@ -118,10 +112,7 @@ def read_metadata(path: Path) -> List[dict]:
 
 
 def parse_seconds(text):
-    """Seconds from ``'12.5'``, ``'01:02.5'`` (MM:SS.s, as in the MTD release) or ``'1:01:02'``.
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """Seconds from ``'12.5'``, ``'01:02.5'`` (MM:SS.s, as in the MTD release) or ``'1:01:02'``."""
     seconds = 0.0
     for part in str(text).strip().split(':'):
         seconds = seconds * 60 + float(part)

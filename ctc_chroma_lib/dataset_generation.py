@@ -183,8 +183,6 @@ def _load_score(source: str):
 def score_notes(score) -> np.ndarray:
     """All pitched notes of a score as rows (onset, duration, pitch, part) in quarter beats.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         score (music21.stream.Score): Parsed score
 
@@ -208,8 +206,6 @@ def score_notes(score) -> np.ndarray:
 
 def monophonic_line(notes: np.ndarray) -> np.ndarray:
     """Reduce one part to its top line: highest pitch per onset, overlaps truncated.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Args:
         notes (np.ndarray): N x >=3 array (onset, duration, pitch, ...) of one part
@@ -266,8 +262,6 @@ def phrase_spans(measures: np.ndarray, fermata_ends: Sequence[float], qpm: float
                  target_seconds: float = 6.0) -> List[Tuple[float, float]]:
     """Split a score into consecutive 2-8 bar phrases.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Chorale phrases end at fermatas (short ones are merged until they span two bars);
     otherwise the score is cut into groups of bars lasting about ``target_seconds``.
 
@@ -309,8 +303,6 @@ def _measure_label(measures: np.ndarray, onset: float, end: float) -> str:
 
 def extract_phrases(spec: WorkSpec, work_index: int, seed: int):
     """Parse a work and cut it into theme candidates with their passages.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Args:
         spec (WorkSpec): The work
@@ -409,10 +401,7 @@ def _passage_notes(notes, theme, melody_part, passage_start, passage_end):
 
 
 def item_rng(seed: int, work_index: int, phrase_index: int) -> np.random.Generator:
-    """The random generator of one item (independent of the order items are processed in).
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """The random generator of one item (independent of the order items are processed in)."""
     return np.random.default_rng([seed, work_index, phrase_index])
 
 
@@ -427,8 +416,6 @@ def tempo_curve(beats: np.ndarray, rng: np.random.Generator, depth: float = 0.08
                 ritardando_end: Optional[float] = None, ritardando: float = 0.1,
                 ritardando_beats: float = 2.0) -> np.ndarray:
     """Local tempo multiplier: a smooth random rubato curve with a phrase-final ritardando.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Args:
         beats (np.ndarray): Score positions in quarter beats (increasing)
@@ -461,8 +448,6 @@ def tempo_curve(beats: np.ndarray, rng: np.random.Generator, depth: float = 0.08
 def performance_time_map(beats: np.ndarray, qpm: float, tempo_factor: float,
                          multiplier: Optional[np.ndarray] = None) -> np.ndarray:
     """Performance time (seconds) of score positions played with a varying tempo.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     The tempo at beat b is ``qpm * tempo_factor * multiplier(b)`` quarter notes per minute;
     the time is its inverse integrated over the beats (trapezoidal rule), so it increases
@@ -500,8 +485,6 @@ def _draw_instrumentation(ensemble: str, n_parts: int, rng: np.random.Generator)
 
 def perform_phrase(phrase: Phrase, qpm: float, ensemble: str, seed: int):
     """Turn a phrase into a performance MIDI and the theme's strong alignment.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Args:
         phrase (Phrase): Theme and passage in score beats
@@ -582,8 +565,6 @@ def _soundfont_path() -> str:
 def render_audio(midi, reverb=None, sr: int = SAMPLE_RATE, reverb_seed: int = 0) -> np.ndarray:
     """Render a performance MIDI with FluidSynth; optional short synthetic reverb; -1 dBFS peak.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         midi (pretty_midi.PrettyMIDI): Performance
         reverb ((float, float)): (wet mix, decay time constant in s) or None (Default value = None)
@@ -612,10 +593,7 @@ def render_audio(midi, reverb=None, sr: int = SAMPLE_RATE, reverb_seed: int = 0)
 
 
 def theme_notes(phrase: Phrase, qpm: float) -> List[ThemeNote]:
-    """The theme in score seconds at the score tempo, starting at 0.
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """The theme in score seconds at the score tempo, starting at 0."""
     theme = np.array(phrase.theme, dtype=float)
     beats = theme[:, 0] - theme[0, 0]
     seconds_per_beat = 60.0 / qpm
@@ -631,10 +609,7 @@ def theme_notes(phrase: Phrase, qpm: float) -> List[ThemeNote]:
 
 
 def theme_midi(notes: Sequence[ThemeNote], qpm: float, program: int = 0):
-    """A one-track MIDI file of the theme at the score tempo.
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """A one-track MIDI file of the theme at the score tempo."""
     pretty_midi = import_pretty_midi()
     midi = pretty_midi.PrettyMIDI(resolution=960, initial_tempo=qpm)
     track = pretty_midi.Instrument(program=program, name='theme')
@@ -683,10 +658,7 @@ def _process_work(args):
 
 
 def pretty_name(program: int) -> str:
-    """General MIDI instrument name of a program number.
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """General MIDI instrument name of a program number."""
     pretty_midi = import_pretty_midi()
     return pretty_midi.program_to_instrument_name(int(program))
 
@@ -702,8 +674,6 @@ def work_id(spec: WorkSpec) -> str:
 
 def assign_folds(work_items: Sequence[Tuple[str, str, int]], n_folds: int = 5) -> dict:
     """Split works into folds: no work in two folds, item counts and composers balanced.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Each composer's works, largest first, go to the fold with the fewest items of that
     composer (ties: fewest items in total, then the lowest fold number).
@@ -736,10 +706,7 @@ def _sha256(path: Path) -> str:
 
 
 def write_manifest(root: Path) -> Path:
-    """Write MANIFEST.sha256 (``<sha256>  <relative path>`` per file, sorted).
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """Write MANIFEST.sha256 (``<sha256>  <relative path>`` per file, sorted)."""
     root = Path(root)
     lines = [f'{_sha256(p)}  {p.relative_to(root).as_posix()}'
              for p in sorted(root.rglob('*')) if p.is_file() and p.name != 'MANIFEST.sha256'
@@ -852,10 +819,7 @@ its recording has no music before the theme (0.1 s of silence only).
 
 
 def write_readme(root: Path, rows: Sequence[dict], seed: int) -> None:
-    """Write the dataset's README.md with its statistics.
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """Write the dataset's README.md with its statistics."""
     composers = sorted({r['ComposerID'] for r in rows},
                        key=lambda c: (-sum(r['ComposerID'] == c for r in rows), c))
     table = '\n'.join(
@@ -873,10 +837,7 @@ def write_readme(root: Path, rows: Sequence[dict], seed: int) -> None:
 
 
 def write_metadata(path: Path, rows: Sequence[dict]) -> None:
-    """Write the semicolon-separated metadata table (columns METADATA_COLUMNS).
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """Write the semicolon-separated metadata table (columns METADATA_COLUMNS)."""
     with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=METADATA_COLUMNS, delimiter=';',
                                 lineterminator='\n')
@@ -887,8 +848,6 @@ def write_metadata(path: Path, rows: Sequence[dict]) -> None:
 def generate_dataset(out, seed: int = 0, n_items: Optional[int] = None, jobs: int = 2,
                      progress: bool = True) -> List[dict]:
     """Generate the teaching dataset into ``out``.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Args:
         out (str or Path): Output folder (e.g. data/MTD-teaching)
@@ -942,8 +901,6 @@ def generate_dataset(out, seed: int = 0, n_items: Optional[int] = None, jobs: in
 
 def main(argv=None) -> int:
     """Command line: ``python -m ctc_chroma_lib.dataset_generation --out DIR [--seed S]``.
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Args:
         argv (list of str): Arguments (Default value = None: sys.argv)

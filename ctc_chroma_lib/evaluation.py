@@ -46,8 +46,6 @@ TOP_K = (1, 5, 10)
 def retrieval_metrics(ranks: Sequence[int]) -> dict:
     """Top-k rates and mean reciprocal rank of a list of ranks (1 = relevant document first).
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         ranks (list of int): Rank of the relevant document per query (>= 1)
 
@@ -70,8 +68,6 @@ def retrieval_metrics(ranks: Sequence[int]) -> dict:
 def rank_of_relevant(costs: Sequence[float], relevant: int) -> int:
     """Rank of the relevant document among all (ties count against it).
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         costs (np.ndarray): Cost per document (lower = better; ``inf`` = no match)
         relevant (int): Index of the relevant document
@@ -86,8 +82,6 @@ def rank_of_relevant(costs: Sequence[float], relevant: int) -> int:
 
 def available_kinds(kinds: Iterable[str]):
     """Split feature kinds into those that can be computed now and those that cannot.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         kinds (list of str): Feature kinds (see :func:`ctc_chroma_lib.chroma.compute_chroma`)
@@ -152,7 +146,7 @@ def evaluate_kind(items, database, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FA
                   stepsize=2, transposition_invariant=False, progress=True, desc='matching'):
     """Rank of each item's own recording when its theme queries the recordings of its fold.
 
-    Notebook: 06_Retrieval.ipynb
+    Notebook: 04_Model_and_Training.ipynb
 
     Args:
         items (list of Item): Queries (their folds define the databases)
@@ -186,7 +180,7 @@ def evaluate_kind(items, database, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FA
 def summarize(ranks_per_fold) -> dict:
     """Metrics over all queries plus ``per_fold`` metrics.
 
-    Notebook: 06_Retrieval.ipynb
+    Notebook: 04_Model_and_Training.ipynb
 
     Args:
         ranks_per_fold (dict): fold -> list of (query id, rank)
@@ -280,7 +274,7 @@ def format_table(result: dict) -> str:
 def ctc_fit(items, kinds, progress=True) -> dict:
     """How well each learned feature type's model fits the CTC objective on the items.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    Notebook: 08_Published_Models.ipynb
 
     Args:
         items (list of Item): Items with weak alignments
@@ -305,10 +299,7 @@ def ctc_fit(items, kinds, progress=True) -> dict:
 
 
 def format_ctc_fit(fit: dict) -> str:
-    """Table of :func:`ctc_fit`: CTC loss per note, blank share, median largest blank.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-    """
+    """Table of :func:`ctc_fit`: CTC loss per note, blank share, median largest blank."""
     names = list(fit)
     width = max([len('Model')] + [len(n) for n in names])
     lines = [f'{"Model":<{width}}  {"CTC loss/note":>13}  {"blank argmax":>12}  {"#notes":>6}']

@@ -76,8 +76,6 @@ def audio_clip(audio_path, start=0.0, duration=8.0, sr=AUDIO_RATE):
 def chroma_explorer_features(feature_output, key, normalize=True):
     """The matrix a :class:`ChromaExplorer` shows for a feature type.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
     Normalization means L2 normalization of every frame (``chroma.normalize_columns``):
     of the 13 probabilities for 'ctc-probs', of the 12 chroma probabilities (the blank
     removed) for 'ctc' and 'published' (then equal to ``chroma.postprocess``). Standard

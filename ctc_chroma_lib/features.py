@@ -49,8 +49,6 @@ _FRAME_BLOCK = 8192  # STFT frames transformed at once (bounds memory on long re
 def prepare_signal(y, sr, target_sr=HCQT.sr):
     """Check a signal, mix it down to mono float32 and resample it to ``target_sr``.
 
-    Notebook: 02_HCQT.ipynb
-
     Args:
         y (np.ndarray): Audio signal, shape (N,), or multi-channel with the channels on
             the shorter axis of a 2-D array ((C, N) as librosa, or (N, C) as soundfile)
@@ -429,8 +427,6 @@ def hcqt(y, sr=HCQT.sr):
 
 def default_cache_dir():
     """Directory of cached HCQT files: ``$CTC_CHROMA_CACHE/hcqt`` or ``<repo>/cache/hcqt``.
-
-    Notebook: 02_HCQT.ipynb
 
     Returns:
         cache_dir (Path): Cache directory (not necessarily existing yet)

@@ -87,8 +87,6 @@ MODEL_ALIASES = {'teaching': 'ctc', 'teaching-ctc': 'ctc', 'teaching-strong': 's
 def feature_kind(model: str) -> str:
     """Feature kind of a model name ('teaching' -> 'ctc', ...); checks that it is known.
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         model (str): ctc/teaching, strong, linear, published:<ID>, cqt or cens
 
@@ -103,8 +101,6 @@ def feature_kind(model: str) -> str:
 
 def find_audio_files(root) -> List[Path]:
     """Audio files below a folder (recursive, by extension), sorted by relative path.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         root (str or Path): Folder
@@ -123,10 +119,7 @@ def find_audio_files(root) -> List[Path]:
 
 
 def find_feature_files(root) -> List[Path]:
-    """Feature files (``.npz``, as ``ctc-chroma chroma`` writes them) below a folder, sorted.
-
-    Notebook: 06_Retrieval.ipynb
-    """
+    """Feature files (``.npz``, as ``ctc-chroma chroma`` writes them) below a folder, sorted."""
     root = Path(root)
     if not root.is_dir():
         raise CTCChromaError(f'{root}: feature folder not found')
@@ -138,8 +131,6 @@ def find_feature_files(root) -> List[Path]:
 
 def read_feature_file(path, kind: str, params: dict):
     """Chroma and times of a feature file computed elsewhere, checked against the index.
-
-    Notebook: 06_Retrieval.ipynb
 
     The file must hold ``chroma`` (12 x T float32, unit-norm frames) and ``times`` (T,),
     and record the feature ``kind`` and the ``weights`` fingerprint of what computed it
@@ -181,17 +172,12 @@ def read_feature_file(path, kind: str, params: dict):
 
 
 def file_hash(path) -> str:
-    """SHA-256 (hex) of a file's content.
-
-    Notebook: 06_Retrieval.ipynb
-    """
+    """SHA-256 (hex) of a file's content."""
     return sha256_file(path)
 
 
 def feature_params(kind: str) -> dict:
     """Parameters that make features of one kind comparable (a change means: rebuild).
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         kind (str): Feature kind
@@ -213,8 +199,6 @@ def feature_params(kind: str) -> dict:
 
 def entry_problem(entry, checksum: bool = True) -> Optional[str]:
     """What is wrong with one manifest entry, or None if it is well-formed.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         entry: The entry, as read from the manifest
@@ -246,8 +230,6 @@ def entry_problem(entry, checksum: bool = True) -> Optional[str]:
 
 def read_manifest(index_dir, strict: bool = True) -> dict:
     """Read and check an index manifest.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         index_dir (str or Path): Index directory
@@ -317,8 +299,6 @@ def _new_manifest(kind, params, audio_dir, source):
 def check_chromagram(chromagram: np.ndarray, frames: int, name: str) -> None:
     """Raise CTCChromaError unless ``chromagram`` is what an index stores.
 
-    Notebook: 06_Retrieval.ipynb
-
     That is: float32, shape (12, ``frames``), finite, non-negative, and every column of
     unit Euclidean norm (within :data:`NORM_TOLERANCE`). Features scaled by a factor or
     stored as integers would otherwise rank first with a meaningless cost.
@@ -365,8 +345,6 @@ def _verified_features(index_dir: Path, entry: dict) -> np.ndarray:
 
 def load_features(index_dir, rel: str, entry: dict) -> np.ndarray:
     """The verified chromagram of one index entry.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         index_dir (str or Path): Index directory
@@ -495,8 +473,6 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
                 progress=True, prune=False, allow_empty=False, from_features=False,
                 workers: int = 1, dask: Optional[str] = None) -> dict:
     """Create or update the index of all audio files below ``audio_dir``.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         audio_dir (str or Path): Folder with recordings (searched recursively)
@@ -646,8 +622,6 @@ def _serial(todo, kind, feature_fn, params):
 def remote_features(path, kind):
     """Chroma, times and the fingerprint of what computed them, for a worker process.
 
-    Notebook: 06_Retrieval.ipynb
-
     Runs in a local worker process or on a Dask worker; the fingerprint lets the writing
     process refuse features computed with other weights than its own.
     """
@@ -667,10 +641,7 @@ def _checked(task, result, params):
 
 
 def process_pool_runner(workers: int):
-    """A runner that computes the features in ``workers`` local processes (spawned).
-
-    Notebook: 06_Retrieval.ipynb
-    """
+    """A runner that computes the features in ``workers`` local processes (spawned)."""
     def run(todo, kind, feature_fn, params):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -688,8 +659,6 @@ def process_pool_runner(workers: int):
 
 class DaskRunner:
     """Computes the features on the workers of a dask.distributed scheduler.
-
-    Notebook: 06_Retrieval.ipynb
 
     Connects when created (before the index is touched, so that an unreachable scheduler
     changes nothing). The workers need this package, the same models and the audio files at
@@ -745,8 +714,6 @@ def _store_entry(index_dir: Path, rel: str, path: Path, digest: str, features) -
 def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[str, np.ndarray]]]:
     """Read an index: its manifest and the verified chromagram of every recording.
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         index_dir (str or Path): Index directory
         kind (str): If given, the feature kind the index must hold (Default value = None)
@@ -775,8 +742,6 @@ def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[
 
 def check_index(index_dir) -> Dict[str, list]:
     """Verify an index without changing it: every entry and every feature file.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         index_dir (str or Path): Index directory

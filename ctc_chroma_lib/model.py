@@ -210,8 +210,6 @@ def predict_probs(model, hcqt, chunk_frames=DEFAULT_CHUNK_FRAMES):
 def weights_path(spec):
     """The weights file behind a model spec (None for published checkpoints).
 
-    Notebook: 04_Model_and_Training.ipynb
-
     Args:
         spec (str or Path): 'teaching', 'teaching-strong', 'teaching-linear',
             'published:<ID>' or a path to a ``.weights.h5`` file

@@ -22,7 +22,7 @@ def plot_class_matrix(features, ax, times=None, title='', cmap='gray_r', vmin=0.
                       colorbar=True, colorbar_label=''):
     """Plot a chroma (12 x T) or chroma-plus-blank (13 x T) matrix over time.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    Notebook: 04_Model_and_Training.ipynb, 06_Retrieval.ipynb
 
     Args:
         features (np.ndarray): Matrix (12 x T) or (13 x T, blank last)
@@ -57,7 +57,7 @@ def plot_class_matrix(features, ax, times=None, title='', cmap='gray_r', vmin=0.
 def plot_alignment(item, ax, show_weak=True, show_strong=True, color='tab:red', legend=True):
     """Overlay an item's weak alignment (shaded span) and strong alignment (note boxes).
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
+    Notebook: 04_Model_and_Training.ipynb, 07_Weak_to_Strong_Alignment.ipynb
 
     Strong-alignment notes are drawn as boxes in their chroma row (0..11), so the overlay
     fits chroma and chroma-plus-blank matrices drawn by :func:`plot_class_matrix`.

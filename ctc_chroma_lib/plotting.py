@@ -27,8 +27,6 @@ def _load(item, sr):
 def item_features(item, kind='spectrogram', sr=22050, feature_rate=FEATURE_RATE):
     """Log-frequency spectrogram (dB, one bin per MIDI pitch) or CQT chroma of an item.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         item (Item): Dataset item
         kind (str): 'spectrogram' or 'chroma' (Default value = 'spectrogram')

@@ -37,7 +37,7 @@ def _variable(index, name, wrapped=False):
 def published_models_dir():
     """Folder of the authors' checkpoints, found without importing their package.
 
-    Notebook: 04_Model_and_Training.ipynb
+    Notebook: 08_Published_Models.ipynb
 
     Returns:
         path (Path or None): ``.../site-packages/ctc_chroma/models``, or None when the
@@ -74,7 +74,7 @@ PUBLISHED_MODEL_IDS = _list_ids()
 def checkpoint_prefix(model_id):
     """Path prefix of the checkpoint of one published model.
 
-    Notebook: 04_Model_and_Training.ipynb
+    Notebook: 08_Published_Models.ipynb
 
     Args:
         model_id (str): One of :data:`PUBLISHED_MODEL_IDS`, e.g. 'v2_ctc_train123valid4'
@@ -97,7 +97,7 @@ def checkpoint_prefix(model_id):
 def read_checkpoint(model_id):
     """The weights of a published model as NumPy arrays, by layer name.
 
-    Notebook: 04_Model_and_Training.ipynb
+    Notebook: 08_Published_Models.ipynb
 
     Args:
         model_id (str): One of :data:`PUBLISHED_MODEL_IDS`
@@ -126,7 +126,7 @@ def read_checkpoint(model_id):
 def load_published(model_id):
     """Build the model and set the weights of one of the authors' checkpoints.
 
-    Notebook: 04_Model_and_Training.ipynb
+    Notebook: 08_Published_Models.ipynb
 
     Args:
         model_id (str): One of :data:`PUBLISHED_MODEL_IDS`, e.g. 'v2_ctc_train123valid4'

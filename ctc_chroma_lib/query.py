@@ -207,8 +207,6 @@ def check_theme_fits(notes: Sequence[ThemeNote], longest_frames: int, tempo='sco
                      name='theme') -> None:
     """Raise CTCChromaError if even the shortest query of a theme cannot match any recording.
 
-    Notebook: 06_Retrieval.ipynb
-
     Checked before the queries are built, so that a theme of absurd length fails at once
     instead of after allocating its query.
 

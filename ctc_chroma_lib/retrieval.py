@@ -391,8 +391,6 @@ def match_path(X, Y, end_index, stepsize=2, cost=None):
 def find_matches(X, Y, num_matches=5, stepsize=2):
     """Best non-overlapping matches of a query in one recording, by ascending cost.
 
-    Notebook: 06_Retrieval.ipynb
-
     Repeatedly takes the minimum of the matching function, recovers the match's start by
     backtracking, and excludes the match span (plus N/2 frames after its end, where
     near-copies of the same match end) from further minima.
@@ -546,8 +544,6 @@ def rank_documents(queries, documents, stepsize=2, transposition_invariant=False
 
 def document_costs(queries, documents, stepsize=2, transposition_invariant=False, n_jobs=None):
     """Cost (minimum of the matching function) of the best query variant per recording.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         queries: As in :func:`rank_documents`

@@ -24,8 +24,6 @@ _NORM_THRESHOLD = 1e-10  # frames with a smaller L2 norm count as silent
 def normalize_columns(chroma):
     """Scale every column to unit L2 norm; silent columns become the uniform unit vector.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
     Args:
         chroma (np.ndarray): Chroma features, shape (12, T)
 
@@ -42,8 +40,6 @@ def normalize_columns(chroma):
 
 def hop_to_feature_rate(chroma_hop, n_samples):
     """Average hop-rate chroma over the HCQT's 25 Hz frames and normalize the columns.
-
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
 
     Args:
         chroma_hop (np.ndarray): Chroma at the HCQT hop size (12 x N_hop)

@@ -30,7 +30,7 @@ MIDI_PITCHES = (0, 127)
 class ThemeNote:
     """One note of a theme.
 
-    Notebook: 01_Task_and_Data.ipynb
+    Notebook: 03_CTC.ipynb
 
     Attributes:
         start (float): Onset in seconds (score time, or recording time for alignments)
@@ -99,8 +99,6 @@ def synthesize_theme(notes: Sequence[ThemeNote], fs: int = 8000, program: int = 
 def check_monophonic(notes: Sequence[ThemeNote], name: str = 'theme', tol: float = 1e-6) -> None:
     """Raise :class:`CTCChromaError` unless ``notes`` is a non-empty, sorted, monophonic line.
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         notes: The theme's notes
         name: What to call the theme in the error message (e.g. its file name)
@@ -128,8 +126,6 @@ def check_monophonic(notes: Sequence[ThemeNote], name: str = 'theme', tol: float
 def read_semicolon_csv(path, required):
     """Rows of a semicolon-separated CSV file as dicts; CTCChromaError naming the file if it
     is missing, unreadable or lacks a ``required`` column.
-
-    Notebook: 01_Task_and_Data.ipynb
     """
     try:
         # utf-8-sig: spreadsheet programs often write a byte-order mark before the header
@@ -163,8 +159,6 @@ def _number(row, column, path, kind=float):
 def read_theme_csv(path) -> List[ThemeNote]:
     """Read a theme note list (``Start;Duration;Pitch[;StartBeat;DurationBeat]``).
 
-    Notebook: 01_Task_and_Data.ipynb
-
     Args:
         path (str): Path to the CSV file
 
@@ -185,10 +179,7 @@ def read_theme_csv(path) -> List[ThemeNote]:
 
 
 def write_theme_csv(path, notes: Sequence[ThemeNote]) -> None:
-    """Write a theme note list atomically (see :func:`read_theme_csv` for the columns).
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """Write a theme note list atomically (see :func:`read_theme_csv` for the columns)."""
     rows = [(f'{n.start:.6f}', f'{n.duration:.6f}', str(n.pitch),
              '' if n.start_beat is None else f'{n.start_beat:.6f}',
              '' if n.duration_beat is None else f'{n.duration_beat:.6f}') for n in notes]
@@ -197,8 +188,6 @@ def write_theme_csv(path, notes: Sequence[ThemeNote]) -> None:
 
 def read_alignment_csv(path) -> List[ThemeNote]:
     """Read a strong alignment (``Start;End;Pitch``, seconds in the recording).
-
-    Notebook: 01_Task_and_Data.ipynb
 
     Returns:
         notes (list of ThemeNote): Aligned notes (start and duration in recording seconds)
@@ -212,10 +201,7 @@ def read_alignment_csv(path) -> List[ThemeNote]:
 
 
 def write_alignment_csv(path, notes: Sequence[ThemeNote]) -> None:
-    """Write a strong alignment atomically (``Start;End;Pitch``).
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
+    """Write a strong alignment atomically (``Start;End;Pitch``)."""
     rows = [(f'{n.start:.6f}', f'{n.end:.6f}', str(n.pitch)) for n in notes]
     _write_rows(path, ALIGNMENT_CSV_COLUMNS, rows)
 

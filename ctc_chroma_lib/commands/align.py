@@ -31,10 +31,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    """Align the theme and write its notes.
-
-    Notebook: 07_Weak_to_Strong_Alignment.ipynb
-    """
+    """Align the theme and write its notes."""
     from pathlib import Path
 
     from ..audio import check_audio_duration

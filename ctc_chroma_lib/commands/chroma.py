@@ -67,8 +67,6 @@ def _provenance(kind_or_spec):
 def run(args):
     """Compute and write the chroma of every input file.
 
-    Notebook: 05_Blank_Removal_and_Normalization.ipynb
-
     Args:
         args (argparse.Namespace): Parsed arguments (audio, model, features, out, no_cache)
 

@@ -45,10 +45,7 @@ def add_parser(subparsers):
 
 
 def parse_folds(text):
-    """Folds from '5', '4,5' or 'all'.
-
-    Notebook: 06_Retrieval.ipynb
-    """
+    """Folds from '5', '4,5' or 'all'."""
     if text.strip().lower() == 'all':
         return None
     try:
@@ -62,8 +59,6 @@ def parse_folds(text):
 
 def run(args):
     """Run the evaluation, print the table, optionally write JSON.
-
-    Notebook: 06_Retrieval.ipynb
 
     Args:
         args (argparse.Namespace): Parsed arguments

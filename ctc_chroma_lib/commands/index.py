@@ -49,8 +49,6 @@ def add_parser(subparsers):
 def run(args):
     """Build, update or check the index and print a one-line summary.
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         args (argparse.Namespace): Parsed arguments (audio_dir, model, out, prune,
             allow_empty, check)

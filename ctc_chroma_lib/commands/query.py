@@ -43,8 +43,6 @@ def _clock(t):
 def run(args):
     """Rank the index's recordings for every theme; print tables or JSON.
 
-    Notebook: 06_Retrieval.ipynb
-
     Args:
         args (argparse.Namespace): Parsed arguments
 
