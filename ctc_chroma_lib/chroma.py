@@ -15,16 +15,7 @@ from .audio import check_audio_duration
 from .constants import BLANK_INDEX, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import cache_root, hash_file_into  # noqa: F401 (cache_root: part of this API)
-
-FEATURE_TYPES = ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
-"""Chroma kinds of :func:`compute_chroma`; 'published:<ID>' selects an authors' model too."""
-
-COMPUTED_KINDS = ('cqt', 'cens', 'basic-pitch')
-"""Kinds computed from the audio without a model of this project: the standard chroma and
-the Basic Pitch peer (:mod:`ctc_chroma_lib.basic_pitch_chroma`)."""
-
-LEARNED_KINDS = {'ctc': 'teaching', 'strong': 'teaching-strong', 'linear': 'teaching-linear'}
-"""Learned chroma kind -> model spec of :func:`ctc_chroma_lib.model.load_model`."""
+from .kinds import COMPUTED_KINDS, FEATURE_TYPES, resolve  # noqa: F401 (re-exported)
 
 CACHE_VERSION = 1
 """Bump to invalidate cached chroma after a change of the computation."""
@@ -121,56 +112,14 @@ def learned_chroma(y_or_path, model='teaching', cache=True):
     return postprocess(probs), probs, np.asarray(times, dtype=np.float32)
 
 
-def resolve_kind(kind):
-    """Check a chroma kind and return the model spec behind it.
-
-    Args:
-        kind (str): One of :data:`FEATURE_TYPES` or 'published:<ID>'
-
-    Returns:
-        spec (str or None): Model spec for learned kinds, None for :data:`COMPUTED_KINDS`
-    """
-    if isinstance(kind, str) and kind.startswith('published:'):
-        from .published import checkpoint_prefix
-        checkpoint_prefix(kind[len('published:'):])
-        return kind
-    if kind in LEARNED_KINDS:
-        return LEARNED_KINDS[kind]
-    if kind in COMPUTED_KINDS:
-        return None
-    raise CTCChromaError(f'unknown chroma kind {kind!r}; valid kinds: '
-                         + ', '.join(FEATURE_TYPES) + ', published:<ID>')
-
-
 def _file_hash(path, hasher=None):
     return hash_file_into(hasher or hashlib.sha256(), path)
 
 
-def _model_fingerprint(spec):
-    """Hash of the weights behind a model spec (so retrained weights miss the cache)."""
-    if spec is None:
-        return 'none'
-    hasher = hashlib.sha256(str(spec).encode())
-    if spec.startswith('published:'):
-        from .published import checkpoint_prefix
-        prefix = checkpoint_prefix(spec[len('published:'):])
-        for part in sorted(prefix.parent.glob(prefix.name + '.*')):
-            _file_hash(part, hasher)
-    else:
-        from .model import weights_path, load_model
-        path = weights_path(spec)
-        if not path.is_file():
-            load_model(spec)  # raises the error that explains the missing weights
-        _file_hash(path, hasher)
-    return hasher.hexdigest()[:16]
-
-
 def kind_fingerprint(kind):
-    """Hash of what computes a kind: its weights, the Basic Pitch model, or 'none'."""
-    if kind == 'basic-pitch':
-        from .basic_pitch_chroma import fingerprint
-        return fingerprint()
-    return _model_fingerprint(resolve_kind(kind))
+    """Hash of what computes a kind: its weights, the Basic Pitch model, or 'none'
+    (:meth:`ctc_chroma_lib.kinds.Kind.fingerprint`)."""
+    return resolve(kind).fingerprint()
 
 
 def chroma_cache_path(audio_path, kind):
@@ -183,24 +132,21 @@ def chroma_cache_path(audio_path, kind):
     Returns:
         path (Path): ``<cache>/chroma/<audio hash>_<kind>_<weights hash>.npz``
     """
+    kind = resolve(kind)
     audio_hash = _file_hash(audio_path).hexdigest()[:20]
-    key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind}|{kind_fingerprint(kind)}'.encode()).hexdigest()[:16]
-    safe_kind = kind.replace(':', '-')
+    key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind.name}|{kind.fingerprint()}'.encode()).hexdigest()[:16]
+    safe_kind = kind.name.replace(':', '-')
     return cache_root() / 'chroma' / f'{audio_hash}_{safe_kind}_{key}.npz'
 
 
-def _compute_chroma_uncached(audio_path, kind, spec, cache):
-    if spec is None:
+def _compute_chroma_uncached(audio_path, kind, cache):
+    if not kind.learned:
         from .audio import load_audio
         y = load_audio(audio_path, sr=HCQT.sr)
-        if kind == 'basic-pitch':
-            from .basic_pitch_chroma import chroma_basic_pitch as compute
-        else:
-            from . import standard_chroma
-            compute = getattr(standard_chroma, f'chroma_{kind}')
-        chroma, times = compute(y, sr=HCQT.sr)
+        chroma, times = kind.compute_function()(y, sr=HCQT.sr)
         return normalize_columns(chroma), np.asarray(times, dtype=np.float32), None
-    chroma, probs, times = learned_chroma(audio_path, model=spec, cache=cache)
+    kind.check()
+    chroma, probs, times = learned_chroma(audio_path, model=kind.model, cache=cache)
     return chroma, times, probs
 
 
@@ -212,8 +158,10 @@ def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
     Args:
         audio_path (str or Path): Audio file
         kind (str): 'ctc' (model 'teaching'), 'strong' ('teaching-strong'), 'linear'
-            ('teaching-linear'), 'published:<ID>', 'cqt', 'cens' or 'basic-pitch' (Basic
-            Pitch's notes folded to chroma) (default 'ctc')
+            ('teaching-linear'), 'published:<ID>', 'cqt', 'cens', 'basic-pitch' (Basic
+            Pitch's notes folded to chroma) or a model such as
+            'teaching-ctc-train234valid5' (see :func:`ctc_chroma_lib.kinds.resolve`)
+            (default 'ctc')
         cache (bool): Read/write ``<cache>/chroma/`` keyed by audio content, kind and
             weights; learned kinds also use the cached HCQT (default True)
         return_probs (bool): Also return the class probabilities (13 x T) of learned
@@ -223,8 +171,11 @@ def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns, 25 Hz
         times (np.ndarray): Frame times (T,), seconds
         probs (np.ndarray or None): Only if ``return_probs``
+
+    Raises:
+        CTCChromaError: Unknown kind, weights not trained, unreadable or too long audio
     """
-    spec = resolve_kind(kind)
+    resolved = resolve(kind)
     check_audio_duration(audio_path)
     path = chroma_cache_path(audio_path, kind) if cache else None
     if path is not None and path.is_file():
@@ -235,7 +186,7 @@ def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
             return (chroma, times, probs) if return_probs else (chroma, times)
         except Exception:
             pass  # an unreadable cache entry is recomputed and overwritten
-    chroma, times, probs = _compute_chroma_uncached(audio_path, kind, spec, cache)
+    chroma, times, probs = _compute_chroma_uncached(audio_path, resolved, cache)
     if path is not None:
         from .fileio import atomic_path
         arrays = {'chroma': chroma, 'times': times}

@@ -17,6 +17,7 @@ from typing import Dict, Iterable, Sequence
 import numpy as np
 
 from .errors import CTCChromaError
+from .kinds import FEATURE_TYPES, SPLITS, TRAINING_KINDS, for_split, resolve, split_holding_out
 from .query import DEFAULT_TEMPO_FACTORS, TEMPO_STRATEGIES, build_queries
 from .retrieval import document_costs
 
@@ -25,8 +26,9 @@ TEST_FOLDS = (5,)
 validated (early stopping, model choice) on fold 4, so fold 5 is the only fold none of them
 has seen; evaluating other folds measures partly training data."""
 
-DEFAULT_KINDS = ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
-"""Feature kinds evaluated by default (besides :data:`DEFAULT_PUBLISHED`), when available."""
+DEFAULT_KINDS = FEATURE_TYPES
+"""Feature kinds evaluated by default (besides :data:`DEFAULT_PUBLISHED`), when available:
+all named kinds of :data:`ctc_chroma_lib.kinds.KINDS`."""
 
 DEFAULT_PUBLISHED = 'published:v2_ctc_train123valid4'
 """Authors' CTC model included in the default evaluation: trained on MTD folds 1-3,
@@ -90,19 +92,10 @@ def available_kinds(kinds: Iterable[str]):
         available (list of str): Kinds whose weights (if any) are present
         missing (dict): Kind -> reason it cannot be computed
     """
-    from .chroma import resolve_kind
     available, missing = [], {}
     for kind in kinds:
         try:
-            spec = resolve_kind(kind)
-            if kind == 'basic-pitch':
-                from .basic_pitch_chroma import model_path
-                model_path()
-            if spec is not None and not spec.startswith('published:'):
-                from .model import weights_path
-                path = weights_path(spec)
-                if not path.is_file():
-                    raise CTCChromaError(f'weights {path} missing (run `make train`)')
+            resolve(kind).check()
         except CTCChromaError as e:
             missing[kind] = str(e)
             continue
@@ -285,12 +278,12 @@ def ctc_fit(items, kinds, progress=True) -> dict:
     Returns:
         fit (dict): kind -> :func:`ctc_chroma_lib.training.ctc_fit_diagnostics`
     """
-    from .chroma import compute_chroma, resolve_kind
+    from .chroma import compute_chroma
     from .training import ctc_fit_diagnostics
 
     fit = {}
     for kind in kinds:
-        if resolve_kind(kind) is None:
+        if not resolve(kind).learned:
             continue
         outputs = [(item, compute_chroma(item.audio_path, kind, return_probs=True)[2])
                    for item in _progress(items, f'CTC fit {kind}', enabled=progress)]
@@ -307,4 +300,224 @@ def format_ctc_fit(fit: dict) -> str:
         d = fit[name]
         lines.append(f'{name:<{width}}  {d["loss_per_note"]:13.3f}  {d["blank_share"]:12.3f}  '
                      f'{d["n_notes"]:>6d}')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# Cross-validation (the paper's protocol over all five folds)
+
+CV_PUBLISHED = tuple(f'published:v2_ctc_{split}' for split in SPLITS)
+"""Authors' checkpoints evaluated by default with ``--cv``: their CTC models of the five
+splits (``v2``, the checkpoints of the ISMIR 2020 paper). They never heard the teaching
+audio, so each one is evaluated on every teaching fold."""
+
+
+def cv_feature(kind, fold):
+    """The feature type that evaluates ``fold`` in cross-validation.
+
+    A kind this project trains (ctc, strong, linear) is replaced by its model of the split
+    that held ``fold`` out (:func:`ctc_chroma_lib.kinds.split_holding_out`); every other
+    kind (cqt, cens, basic-pitch, published:<ID>) is the same on every fold.
+
+    Args:
+        kind (str): Feature kind
+        fold (int): The evaluated fold, 1-5
+
+    Returns:
+        name (str): E.g. 'teaching-ctc-train234valid5' for ('ctc', 1), 'ctc' for ('ctc', 5)
+    """
+    if kind in TRAINING_KINDS:
+        return for_split(kind, split_holding_out(fold)).name
+    return kind
+
+
+def missing_cv_models(kinds, folds):
+    """The models that cross-validating ``kinds`` on ``folds`` needs and that are not there.
+
+    Returns:
+        missing (dict): Feature name -> reason (with the command that trains it)
+    """
+    missing = {}
+    for kind in kinds:
+        for fold in folds:
+            name = cv_feature(kind, fold)
+            _, reasons = available_kinds([name])
+            missing.update(reasons)
+    return missing
+
+
+def _mean_std(values):
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        return float('nan'), float('nan')
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return float(np.mean(values)), std
+
+
+def wilcoxon_reciprocal_ranks(ranks, reference='ctc'):
+    """Paired Wilcoxon signed-rank tests on the reciprocal ranks: ``reference`` against each
+    other feature type, over the queries both answered.
+
+    Args:
+        ranks (dict): Feature name -> {query id: rank}
+        reference (str): The feature type the others are compared with (Default value = 'ctc')
+
+    Returns:
+        tests (dict): Feature name -> ``{"n_queries", "n_differing", "mean_rr_difference"
+            (reference minus other), "statistic", "p_value"}``; p is NaN where no query's
+            reciprocal rank differs
+    """
+    from scipy.stats import wilcoxon
+
+    tests = {}
+    if reference not in ranks:
+        return tests
+    for name, other in ranks.items():
+        if name == reference:
+            continue
+        common = sorted(set(ranks[reference]) & set(other))
+        a = np.array([1.0 / ranks[reference][q] for q in common])
+        b = np.array([1.0 / other[q] for q in common])
+        differing = int(np.sum(a != b))
+        if differing:
+            statistic, p = wilcoxon(a, b, zero_method='wilcox', alternative='two-sided')
+            statistic, p = float(statistic), float(p)
+        else:
+            statistic, p = float('nan'), float('nan')
+        tests[name] = {'n_queries': len(common), 'n_differing': differing,
+                       'mean_rr_difference': float(np.mean(a - b)) if common else float('nan'),
+                       'statistic': statistic, 'p_value': p}
+    return tests
+
+
+def evaluate_cv(items, kinds, published=(), tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS,
+                stepsize=2, transposition_invariant=False, feature_fn=None, progress=True,
+                reference='ctc') -> dict:
+    """Cross-validated retrieval evaluation, as in the paper: every fold is queried with its
+    own themes against its own recordings, with the models of the split that held it out.
+
+    Args:
+        items (list of Item): Items of all evaluated folds (e.g. ``load_dataset()``)
+        kinds (list of str): Feature kinds; ctc, strong and linear use one model per split
+            (:func:`cv_feature`)
+        published (list of str): 'published:<ID>' models, a separate group of rows, each
+            evaluated on every fold (Default value = ())
+        tempo (str): Query tempo strategy (Default value = 'score')
+        factors (tuple): Tempo factors of 'multi' (Default value = DEFAULT_TEMPO_FACTORS)
+        stepsize (int): Subsequence-DTW step sizes (Default value = 2)
+        transposition_invariant (bool): Try all 12 query shifts (Default value = False)
+        feature_fn (callable): ``feature_fn(audio_path, name) -> (chroma, times)``
+            (Default value = None, i.e. :func:`ctc_chroma_lib.chroma.compute_chroma`)
+        progress (bool): Progress bars on stderr (Default value = True)
+        reference (str): Feature type the Wilcoxon tests compare the others with
+            (Default value = 'ctc')
+
+    Returns:
+        result (dict): ``{"features": {name: {"top1", "top5", "top10", "mrr", "n_queries",
+            "top1_std", "mrr_std", ...}}, "per_fold": {"1": {name: metrics}, ...},
+            "models": {"1": {name: feature type used}, ...}, "ranks": {name: {query: rank}},
+            "wilcoxon": ..., "groups": {"project": [...], "published": [...]},
+            "settings": {...}}``. Top-level metrics are means over the folds; the ``_std``
+            entries are their sample standard deviations (ddof = 1); ``n_queries`` is the
+            total over the folds.
+    """
+    items = list(items)
+    if not items:
+        raise CTCChromaError('no items to evaluate (empty dataset or folds)')
+    if tempo not in TEMPO_STRATEGIES:
+        raise CTCChromaError(f'unknown tempo strategy {tempo!r} (expected '
+                             f'{" or ".join(TEMPO_STRATEGIES)})')
+    names = list(dict.fromkeys(list(kinds) + list(published)))
+    folds = sorted({item.fold for item in items})
+    per_fold, models = {}, {}
+    ranks = {name: {} for name in names}
+    for fold in folds:
+        fold_items = [item for item in items if item.fold == fold]
+        per_fold[str(fold)], models[str(fold)] = {}, {}
+        for name in names:
+            feature = cv_feature(name, fold)
+            database = compute_database(fold_items, feature, feature_fn=feature_fn,
+                                        progress=progress)
+            fold_ranks = evaluate_kind(fold_items, database, tempo=tempo, factors=factors,
+                                       stepsize=stepsize,
+                                       transposition_invariant=transposition_invariant,
+                                       progress=progress, desc=f'fold {fold} {feature}')[fold]
+            per_fold[str(fold)][name] = retrieval_metrics([r for _, r in fold_ranks])
+            models[str(fold)][name] = feature
+            ranks[name].update(fold_ranks)
+    features = {}
+    for name in names:
+        metrics = {}
+        for key in ('top1', 'top5', 'top10', 'mrr'):
+            metrics[key], metrics[f'{key}_std'] = _mean_std(
+                [per_fold[str(fold)][name][key] for fold in folds])
+        metrics['n_queries'] = sum(per_fold[str(fold)][name]['n_queries'] for fold in folds)
+        features[name] = metrics
+    return {
+        'features': features,
+        'per_fold': per_fold,
+        'models': models,
+        'ranks': ranks,
+        'wilcoxon': {'reference': reference,
+                     'tests': wilcoxon_reciprocal_ranks(ranks, reference)},
+        'groups': {'project': [n for n in names if n not in published],
+                   'published': [n for n in names if n in published]},
+        'folds': folds,
+        'settings': {
+            'protocol': 'cross-validation: each fold with the models of the split that held it out',
+            'kinds': list(kinds), 'published': list(published), 'tempo': tempo,
+            'tempo_factors': list(factors), 'stepsize': stepsize,
+            'transposition_invariant': transposition_invariant, 'n_items': len(items),
+            'n_recordings': len({str(i.audio_path) for i in items}),
+            'std': 'sample standard deviation over folds (ddof = 1)',
+        },
+    }
+
+
+def format_cv_table(result: dict) -> str:
+    """Paper-style table of :func:`evaluate_cv`: mean ± std over folds, published rows apart,
+    then the Wilcoxon tests.
+
+    Args:
+        result (dict): Output of :func:`evaluate_cv`
+
+    Returns:
+        table (str): Plain-text table
+    """
+    names = list(result['features'])
+    width = max([len('Features')] + [len(n) for n in names])
+    n_folds = len(result['folds'])
+
+    def cell(m, key):
+        if math.isnan(m[key]):
+            return f'{"n/a":>13}'
+        return f'{m[key]:.3f} ± {m[key + "_std"]:.3f}'
+
+    header = (f'{"Features":<{width}}  {"Top-1":>13}  {"Top-5":>13}  {"Top-10":>13}  '
+              f'{"MRR":>13}  {"#queries":>8}')
+    lines = [f'Mean ± std over {n_folds} folds (each fold with the models of the split that '
+             'held it out)', header]
+    for group, title in (('project', None),
+                         ('published', "Authors' published checkpoints (never heard the "
+                                       'teaching audio; every fold)')):
+        rows = result['groups'][group]
+        if not rows:
+            continue
+        if title:
+            lines.append(title)
+        for name in rows:
+            m = result['features'][name]
+            lines.append(f'{name:<{width}}  ' + '  '.join(cell(m, k) for k in
+                                                         ('top1', 'top5', 'top10', 'mrr'))
+                         + f'  {m["n_queries"]:>8d}')
+    tests = result['wilcoxon']['tests']
+    if tests:
+        ref = result['wilcoxon']['reference']
+        lines += ['', f'Wilcoxon signed-rank test on the reciprocal ranks, {ref} against each '
+                      'other feature type (paired over queries, two-sided)',
+                  f'{"Features":<{width}}  {"mean RR diff":>12}  {"differing":>9}  {"p":>9}']
+        for name, t in tests.items():
+            p = 'n/a' if math.isnan(t['p_value']) else f'{t["p_value"]:.2g}'
+            lines.append(f'{name:<{width}}  {t["mean_rr_difference"]:+12.3f}  '
+                         f'{t["n_differing"]:>9d}  {p:>9}')
     return '\n'.join(lines)

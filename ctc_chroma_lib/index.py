@@ -79,24 +79,17 @@ NPZ_NAME = re.compile(r'[0-9a-f]{12}-[0-9a-f]{16}\.npz')
 _HEX64 = re.compile(r'[0-9a-f]{64}')
 _LEFTOVERS = (f'.{Path(MANIFEST_NAME).stem}.*.tmp.json', f'{FEATURES_DIR}/.*.tmp.npz')
 
-MODEL_ALIASES = {'teaching': 'ctc', 'teaching-ctc': 'ctc', 'teaching-strong': 'strong',
-                 'teaching-linear': 'linear'}
-"""Model names accepted for the feature kinds of :func:`ctc_chroma_lib.chroma.compute_chroma`."""
-
-
 def feature_kind(model: str) -> str:
     """Feature kind of a model name ('teaching' -> 'ctc', ...); checks that it is known.
 
     Args:
-        model (str): ctc/teaching, strong, linear, published:<ID>, cqt or cens
+        model (str): A kind or model name (see :func:`ctc_chroma_lib.kinds.resolve`)
 
     Returns:
-        kind (str): Kind for :func:`ctc_chroma_lib.chroma.compute_chroma`
+        kind (str): The canonical name, for :func:`ctc_chroma_lib.chroma.compute_chroma`
     """
-    from .chroma import resolve_kind
-    kind = MODEL_ALIASES.get(model, model)
-    resolve_kind(kind)
-    return kind
+    from .kinds import resolve
+    return resolve(model).name
 
 
 def find_audio_files(root) -> List[Path]:
@@ -189,8 +182,9 @@ def feature_params(kind: str) -> dict:
     from . import chroma
     params = {'feature_rate': FEATURE_RATE, 'hcqt': asdict(HCQT),
               'chroma_version': getattr(chroma, 'CACHE_VERSION', None)}
-    if chroma.resolve_kind(kind) is not None or kind == 'basic-pitch':
-        params['weights'] = chroma.kind_fingerprint(kind)
+    fingerprint = chroma.kind_fingerprint(kind)
+    if fingerprint != 'none':  # weights or a model behind the kind
+        params['weights'] = fingerprint
     # JSON round trip, so that comparing with a stored manifest compares like with like
     return json.loads(json.dumps(params))
 
@@ -729,7 +723,7 @@ def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir)
     if kind is not None:
-        kind = MODEL_ALIASES.get(kind, kind)
+        kind = feature_kind(kind)
         if manifest['kind'] != kind:
             raise CTCChromaError(f'{index_dir}: index holds {manifest["kind"]!r} features, '
                                  f'not {kind!r}')

@@ -41,9 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .constants import HCQT, NUM_CLASSES, WEIGHTS_DIR
+from .constants import HCQT, NUM_CLASSES
 from .ctc import import_tensorflow
 from .errors import CTCChromaError
+from .kinds import PUBLISHED_PREFIX, resolve
 
 # TensorFlow is imported inside the functions that need it (through import_tensorflow,
 # which keeps its native start-up lines off stderr): importing it takes seconds, which
@@ -63,13 +64,6 @@ CONV_LAYERS = (
 
 CONTEXT_FRAMES = sum(k[0] // 2 for _, _, k in CONV_LAYERS)
 """Frames of context on each side that one output frame depends on (5)."""
-
-SHIPPED_WEIGHTS = {
-    'teaching': WEIGHTS_DIR / 'teaching-ctc.weights.h5',
-    'teaching-strong': WEIGHTS_DIR / 'teaching-strong.weights.h5',
-    'teaching-linear': WEIGHTS_DIR / 'teaching-linear.weights.h5',
-}
-"""Model spec -> shipped weights file (created by ``make train``)."""
 
 DEFAULT_CHUNK_FRAMES = 1500
 """Output frames per forward pass in :func:`predict_probs` (one minute at 25 Hz)."""
@@ -207,28 +201,38 @@ def predict_probs(model, hcqt, chunk_frames=DEFAULT_CHUNK_FRAMES):
     return np.ascontiguousarray(probs.T)
 
 
+def _model_kind(spec):
+    """The learned or published :class:`ctc_chroma_lib.kinds.Kind` named by ``spec``, or None
+    (a path)."""
+    if not isinstance(spec, str):
+        return None
+    try:
+        kind = resolve(spec)
+    except CTCChromaError:
+        if spec.startswith(PUBLISHED_PREFIX):
+            raise  # an unknown published ID, not a file name
+        return None
+    return kind if kind.learned else None
+
+
 def weights_path(spec):
     """The weights file behind a model spec (None for published checkpoints).
 
     Args:
         spec (str or Path): 'teaching', 'teaching-strong', 'teaching-linear',
-            'published:<ID>' or a path to a ``.weights.h5`` file
+            'teaching-<kind>-<split>', 'published:<ID>' or a path to a ``.weights.h5`` file
 
     Returns:
         path (Path or None): Weights file; None for 'published:<ID>'
     """
-    if isinstance(spec, str) and spec.startswith('published:'):
-        return None
-    if isinstance(spec, str) and spec in SHIPPED_WEIGHTS:
-        return SHIPPED_WEIGHTS[spec]
+    kind = _model_kind(spec)
+    if kind is not None:
+        return kind.weights
     return Path(spec)
 
 
-def _load_weights_file(path, spec):
+def _load_weights_file(path):
     path = Path(path)
-    if spec in SHIPPED_WEIGHTS and not path.is_file():
-        raise CTCChromaError(f'shipped weights for model {spec!r} are missing ({path}); '
-                             'run `make train` to create them')
     if not path.is_file():
         raise CTCChromaError(f'weights file not found: {path}')
     if not path.name.endswith('.weights.h5'):
@@ -246,6 +250,36 @@ def _load_weights_file(path, spec):
     return model
 
 
+def load_published(model_id):
+    """Build the model and set the weights of one of the authors' checkpoints.
+
+    Notebook: 08_Published_Models.ipynb
+
+    Args:
+        model_id (str): One of :data:`ctc_chroma_lib.published.PUBLISHED_MODEL_IDS`, e.g.
+            'v2_ctc_train123valid4'
+
+    Returns:
+        model (keras.Model): As :func:`build_model`, with the checkpoint's weights
+            (:func:`ctc_chroma_lib.published.read_checkpoint`)
+
+    Raises:
+        CTCChromaError: Unknown ID, package not installed, or a checkpoint that does not fit
+    """
+    from .published import read_checkpoint
+
+    weights = read_checkpoint(model_id)
+    model = build_model()
+    for name, arrays in weights.items():
+        layer = model.get_layer(name)
+        expected = [tuple(w.shape) for w in layer.weights]
+        if expected != [a.shape for a in arrays]:
+            raise CTCChromaError(f'published model {model_id!r}: layer {name} has shapes '
+                                 f'{[a.shape for a in arrays]} in the checkpoint, expected {expected}')
+        layer.set_weights(arrays)
+    return model
+
+
 def load_model(spec='teaching'):
     """Load a CTC chroma model by spec; loaded models are cached in-process.
 
@@ -253,27 +287,33 @@ def load_model(spec='teaching'):
 
     Args:
         spec (str or Path): 'teaching' (CTC, MTD-teaching), 'teaching-strong',
-            'teaching-linear', 'published:<ID>' (authors' checkpoint, see
-            ``published.PUBLISHED_MODEL_IDS``) or a path to a ``.weights.h5`` file
-            (default 'teaching')
+            'teaching-linear', 'teaching-<kind>-<split>' (a cross-validation model),
+            'published:<ID>' (authors' checkpoint, see ``published.PUBLISHED_MODEL_IDS``)
+            or a path to a ``.weights.h5`` file (default 'teaching')
 
     Returns:
         model (keras.Model): Model as from :func:`build_model` with weights loaded
+
+    Raises:
+        CTCChromaError: Unknown model, weights not trained yet (says how to train them), or
+            an incompatible or corrupt file
     """
-    if isinstance(spec, str) and spec.startswith('published:'):
-        key = spec
+    kind = _model_kind(spec)
+    if kind is not None and kind.family == 'published':
+        key = kind.name
     else:
+        if kind is not None:
+            kind.check()  # missing weights: say how to train them
         path = weights_path(spec).resolve()
         # Key files by path and modification, so retrained weights are loaded afresh.
         stat = path.stat() if path.is_file() else None
         key = (str(path), stat.st_mtime_ns, stat.st_size) if stat else None
     if key is not None and key in _MODEL_CACHE:
         return _MODEL_CACHE[key]
-    if isinstance(spec, str) and spec.startswith('published:'):
-        from .published import load_published
-        model = load_published(spec[len('published:'):])
+    if kind is not None and kind.family == 'published':
+        model = load_published(kind.published_id)
     else:
-        model = _load_weights_file(weights_path(spec), spec)
+        model = _load_weights_file(weights_path(spec))
     if key is not None:
         _MODEL_CACHE[key] = model
     return model

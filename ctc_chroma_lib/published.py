@@ -6,8 +6,9 @@ The package ships 25 TensorFlow checkpoints ``models/model_<ID>.index/.data-*``,
 trained on the Schubert Winterreise / Musical Theme datasets with the folds in the ID
 (e.g. ``v2_ctc_train123valid4``; ``ctc``, ``strong`` or ``linear`` loss). The package
 itself targets a 2020 TensorFlow, so it is never imported: its files are located on
-disk and the checkpoint tensors are read with ``tf.train.load_checkpoint`` and set on
-the layers of :func:`ctc_chroma_lib.model.build_model`.
+disk and the checkpoint tensors are read with ``tf.train.load_checkpoint`` (:func:`read_checkpoint`);
+:func:`ctc_chroma_lib.model.load_published` sets them on the layers of
+:func:`ctc_chroma_lib.model.build_model`.
 
 Checkpoint variables (object-based, numbered in layer order)::
 
@@ -121,29 +122,3 @@ def read_checkpoint(model_id):
     except (tf.errors.OpError, ValueError) as e:
         raise CTCChromaError(f'cannot read published checkpoint {prefix}: {e}') from None
     return weights
-
-
-def load_published(model_id):
-    """Build the model and set the weights of one of the authors' checkpoints.
-
-    Notebook: 08_Published_Models.ipynb
-
-    Args:
-        model_id (str): One of :data:`PUBLISHED_MODEL_IDS`, e.g. 'v2_ctc_train123valid4'
-
-    Returns:
-        model (keras.Model): As :func:`ctc_chroma_lib.model.build_model`, with the
-            checkpoint's weights
-    """
-    from .model import build_model
-
-    weights = read_checkpoint(model_id)
-    model = build_model()
-    for name, arrays in weights.items():
-        layer = model.get_layer(name)
-        expected = [tuple(w.shape) for w in layer.weights]
-        if expected != [a.shape for a in arrays]:
-            raise CTCChromaError(f'published model {model_id!r}: layer {name} has shapes '
-                                 f'{[a.shape for a in arrays]} in the checkpoint, expected {expected}')
-        layer.set_weights(arrays)
-    return model

@@ -24,33 +24,17 @@ from typing import Optional
 
 import numpy as np
 
-from .constants import BLANK_INDEX, N_FOLDS, WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
+from .constants import BLANK_INDEX, WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
 from .errors import CTCChromaError
 from .fileio import atomic_path
-
-TRAINING_KINDS = ('ctc', 'strong', 'linear')
+from .kinds import KINDS, TRAINING_KINDS
 
 MONITORS = ('val_loss', 'val_mrr')
 """Validation quantities that can select the shipped epoch and stop training."""
 
-KIND_DEFAULTS = {
-    'ctc': {'epochs': 60, 'learning_rate': 1e-3, 'patience': 60, 'monitor': 'val_loss',
-            'random_margin': 0.5, 'pitch_shift': 6, 'warmup_epochs': 2.0,
-            'lr_decay': 'cosine', 'clipnorm': 5.0, 'init': ''},
-    'strong': {'epochs': 8, 'learning_rate': 1e-3, 'patience': 3, 'monitor': 'val_loss',
-               'random_margin': 0.0, 'pitch_shift': 0, 'warmup_epochs': 0.0,
-               'lr_decay': 'constant', 'clipnorm': 0.0, 'init': 'harmonic-prior'},
-}
-KIND_DEFAULTS['linear'] = dict(KIND_DEFAULTS['strong'])
+KIND_DEFAULTS = {name: dict(KINDS[name].recipe) for name in TRAINING_KINDS}
 """Defaults of :class:`TrainingConfig` that depend on the kind: the recipes of the shipped
-models. CTC starts from random weights, as in the paper, at Adam's learning rate of 1e-3
-with a warm-up of two epochs, a cosine decay and gradient clipping, for 60 epochs; every
-epoch sees every training theme in a random transposition (up to 6 semitones) and with
-random margins (up to 0.5 s) around its weak segment; the epoch with the lowest
-validation loss is shipped. Its early epochs are the *blank plateau* (see
-:func:`validation_metrics`), which it leaves by itself. The frame-wise
-models (``strong``, ``linear``) start from :func:`harmonic_prior_init`, 8 epochs at a
-constant 1e-3."""
+models (:attr:`ctc_chroma_lib.kinds.Kind.recipe`, described at :data:`ctc_chroma_lib.kinds.CTC_RECIPE`)."""
 
 
 @dataclass
@@ -1102,45 +1086,6 @@ def plot_training_log(log_path, png_path=None, title=None, ax=None, history=None
             with atomic_path(png_path) as tmp:
                 fig.savefig(tmp, dpi=100)
     return ax
-
-
-SPLITS = ('train123valid4', 'train234valid5', 'train345valid1', 'train451valid2',
-          'train512valid3')
-"""The five cross-validation splits, named like the authors' checkpoint IDs: three training
-folds, one validation fold, and the remaining fold held out for testing. The shipped
-``teaching-<kind>`` models are ``train123valid4`` (test fold 5)."""
-
-SHIPPED_SPLIT = 'train123valid4'
-
-
-def parse_split(split):
-    """Folds of a split name such as 'train234valid5'.
-
-    Args:
-        split (str): One of :data:`SPLITS`
-
-    Returns:
-        train_folds (tuple of int): Training folds
-        valid_folds (tuple of int): The validation fold
-        test_fold (int): The held-out fold
-
-    Raises:
-        CTCChromaError: Not one of :data:`SPLITS`
-    """
-    if split not in SPLITS:
-        raise CTCChromaError(f'unknown split {split!r}; valid splits: {", ".join(SPLITS)}')
-    train, valid = split[len('train'):].split('valid')
-    train_folds, valid_folds = tuple(int(f) for f in train), (int(valid),)
-    (test_fold,) = set(range(1, N_FOLDS + 1)) - set(train_folds) - set(valid_folds)
-    return train_folds, valid_folds, test_fold
-
-
-def split_model_name(kind, split=SHIPPED_SPLIT):
-    """Name of the weights of a kind trained on a split: 'teaching-ctc' for the shipped split,
-    'teaching-ctc-train234valid5' for the others.
-    """
-    parse_split(split)
-    return f'teaching-{kind}' if split == SHIPPED_SPLIT else f'teaching-{kind}-{split}'
 
 
 def split_items(items, train_folds, valid_folds):

@@ -32,10 +32,9 @@ def seeded_weights(tmp_path_factory):
 
 
 @pytest.fixture
-def shipped_teaching(seeded_weights, monkeypatch):
+def shipped_teaching(seeded_weights, weights_dir):
     """Stand in for the shipped 'teaching' weights (created later by `make train`)."""
-    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching', seeded_weights)
-    return seeded_weights
+    return weights_dir('teaching-ctc', seeded_weights)
 
 
 def write_tone(path, seconds=1.5, pitch=69, amplitude=0.3):
@@ -107,11 +106,11 @@ def test_compute_chroma_caches_the_chroma(tone, shipped_teaching):
     np.testing.assert_array_equal(first, second)
 
 
-def test_chroma_cache_key_depends_on_the_weights(tone, shipped_teaching, tmp_path, monkeypatch):
+def test_chroma_cache_key_depends_on_the_weights(tone, shipped_teaching, tmp_path, weights_dir):
     before = chroma_lib.chroma_cache_path(tone, 'ctc')
     other = tmp_path / 'other.weights.h5'
     model_lib.build_model().save_weights(other)
-    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching', other)
+    weights_dir('teaching-ctc', other)
     assert chroma_lib.chroma_cache_path(tone, 'ctc') != before
 
 
@@ -149,8 +148,7 @@ def test_compute_chroma_unknown_kind_lists_the_valid_kinds(tone):
     assert all(kind in str(err.value) for kind in chroma_lib.FEATURE_TYPES)
 
 
-def test_compute_chroma_missing_shipped_weights_say_make_train(tone, tmp_path, monkeypatch):
-    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching-strong', tmp_path / 'none.weights.h5')
+def test_compute_chroma_missing_shipped_weights_say_make_train(tone, weights_dir):
     with pytest.raises(CTCChromaError, match='make train'):
         chroma_lib.compute_chroma(tone, 'strong')
 
@@ -238,8 +236,7 @@ def test_cli_incompatible_weights_is_a_one_line_error(tmp_path, tone, capsys):
     assert not (tmp_path / 'out').exists()
 
 
-def test_cli_missing_shipped_weights_say_make_train(tmp_path, tone, monkeypatch, capsys):
-    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, 'teaching', tmp_path / 'absent.weights.h5')
+def test_cli_missing_shipped_weights_say_make_train(tmp_path, tone, weights_dir, capsys):
     assert main(['chroma', str(tone), '--out', str(tmp_path / 'out')]) == 2
     assert 'make train' in capsys.readouterr().err
 

@@ -151,3 +151,73 @@ def test_ctc_fit_reports_learned_kinds_only(monkeypatch, tmp_path):
     assert np.isfinite(fit['ctc']['loss_per_note']) and 0 <= fit['ctc']['blank_share'] <= 1
     table = evaluation.format_ctc_fit(fit).splitlines()
     assert table[0].split()[:3] == ['Model', 'CTC', 'loss/note'] and table[1].startswith('ctc')
+
+
+# --- cross-validation ----------------------------------------------------------------------
+
+def test_cv_feature_uses_the_model_of_the_split_that_held_the_fold_out():
+    from ctc_chroma_lib.evaluation import cv_feature
+    assert cv_feature('ctc', 5) == 'ctc'
+    assert cv_feature('ctc', 1) == 'teaching-ctc-train234valid5'
+    assert cv_feature('strong', 2) == 'teaching-strong-train345valid1'
+    assert cv_feature('linear', 4) == 'teaching-linear-train512valid3'
+    assert cv_feature('cqt', 3) == 'cqt'
+    assert cv_feature('published:v2_ctc_train123valid4', 1) == 'published:v2_ctc_train123valid4'
+
+
+def test_evaluate_cv_reports_means_and_stds_over_folds_and_the_models_used(toy):
+    from ctc_chroma_lib.evaluation import evaluate_cv
+    items, feature_fn, calls = toy
+    result = evaluate_cv(items, ['ctc', 'toy'], feature_fn=feature_fn, progress=False)
+    assert result['models'] == {'1': {'ctc': 'teaching-ctc-train234valid5', 'toy': 'toy'},
+                                '2': {'ctc': 'teaching-ctc-train345valid1', 'toy': 'toy'}}
+    # every fold's recordings are computed with that fold's model, and only those
+    assert sorted(calls) == sorted(
+        [(f'rec_{n}.ogg', 'teaching-ctc-train234valid5') for n in 'abc']
+        + [(f'rec_{n}.ogg', 'teaching-ctc-train345valid1') for n in 'de']
+        + [(f'rec_{n}.ogg', 'toy') for n in 'abcde'])
+    m = result['features']['toy']
+    assert result['per_fold']['1']['toy']['top1'] == pytest.approx(2 / 3)
+    assert result['per_fold']['2']['toy']['top1'] == 1.0
+    assert m['top1'] == pytest.approx((2 / 3 + 1) / 2)  # mean over folds, not over queries
+    assert m['top1_std'] == pytest.approx(np.std([2 / 3, 1.0], ddof=1))
+    assert m['n_queries'] == 5
+    assert result['ranks']['toy'] == {'a': 1, 'b': 1, 'c': 3, 'd': 1, 'e': 1}
+    assert set(result['features']['ctc']) >= {'top1', 'top5', 'top10', 'mrr', 'n_queries',
+                                              'top1_std', 'mrr_std'}
+
+
+def test_evaluate_cv_keeps_published_models_apart_and_tests_against_ctc(toy):
+    from ctc_chroma_lib.evaluation import evaluate_cv, format_cv_table
+    items, feature_fn, _ = toy
+    result = evaluate_cv(items, ['ctc'], published=['published:x'], feature_fn=feature_fn,
+                         progress=False)
+    assert result['groups'] == {'project': ['ctc'], 'published': ['published:x']}
+    assert result['models']['1']['published:x'] == 'published:x'
+    # same features for both, so no query's reciprocal rank differs
+    assert result['wilcoxon']['tests']['published:x']['n_differing'] == 0
+    lines = format_cv_table(result).splitlines()
+    assert lines[1].split()[:3] == ['Features', 'Top-1', 'Top-5']
+    assert lines[2].split()[:4] == ['ctc', '0.833', '±', '0.236']
+    assert "published" in lines[3] and lines[4].startswith('published:x')
+    assert any(line.startswith('Wilcoxon') for line in lines)
+
+
+def test_wilcoxon_on_reciprocal_ranks_pairs_queries():
+    from ctc_chroma_lib.evaluation import wilcoxon_reciprocal_ranks
+    ranks = {'ctc': {f'q{i}': 1 for i in range(20)},
+             'cqt': {f'q{i}': 2 + i % 3 for i in range(20)}}
+    test = wilcoxon_reciprocal_ranks(ranks)['cqt']
+    assert test['n_queries'] == 20 and test['n_differing'] == 20
+    assert test['mean_rr_difference'] > 0 and test['p_value'] < 1e-3
+
+
+def test_cli_cv_names_the_missing_split_model_and_how_to_train_it(capsys, weights_dir):
+    assert main(['evaluate', '--cv', '--features', 'ctc', '--published', 'none']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'make train' in err[0] and 'teaching-ctc' in err[0]
+
+
+def test_cli_cv_rejects_folds(capsys):
+    assert main(['evaluate', '--cv', '--folds', '5']) == 2
+    assert '--folds' in capsys.readouterr().err

@@ -167,7 +167,6 @@ def test_load_model_names_a_corrupt_weights_file(tmp_path):
 
 
 @pytest.mark.parametrize('spec', ['teaching', 'teaching-strong', 'teaching-linear'])
-def test_missing_shipped_weights_say_how_to_create_them(spec, monkeypatch, tmp_path):
-    monkeypatch.setitem(model_lib.SHIPPED_WEIGHTS, spec, tmp_path / f'{spec}.weights.h5')
+def test_missing_shipped_weights_say_how_to_create_them(spec, weights_dir):
     with pytest.raises(CTCChromaError, match='make train'):
         model_lib.load_model(spec)

@@ -351,7 +351,7 @@ def test_a_resumed_pipeline_continues_the_random_streams_of_its_epoch():
 # cross-validation splits
 
 def test_the_five_splits_hold_out_every_fold_once():
-    from ctc_chroma_lib.training import SPLITS, parse_split
+    from ctc_chroma_lib.kinds import SPLITS, parse_split
     held_out = []
     for split in SPLITS:
         train_folds, valid_folds, test_fold = parse_split(split)
@@ -364,7 +364,7 @@ def test_the_five_splits_hold_out_every_fold_once():
 
 def test_split_names_and_errors():
     from ctc_chroma_lib.errors import CTCChromaError
-    from ctc_chroma_lib.training import parse_split, split_model_name
+    from ctc_chroma_lib.kinds import parse_split, split_model_name
     assert split_model_name('ctc', 'train123valid4') == 'teaching-ctc'
     assert split_model_name('strong', 'train451valid2') == 'teaching-strong-train451valid2'
     with pytest.raises(CTCChromaError, match='valid splits'):

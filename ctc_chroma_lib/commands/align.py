@@ -9,7 +9,7 @@ import math
 import sys
 
 from ..errors import CTCChromaError
-from .chroma import MODEL_ALIASES, _check_model
+from .chroma import resolve_model
 
 
 def add_parser(subparsers):
@@ -50,8 +50,7 @@ def run(args):
     out = Path(args.out) if args.out else None
     if out is not None and (out.is_dir() or not out.parent.is_dir()):
         raise CTCChromaError(f'cannot write {out}: not a file in an existing folder')
-    spec = MODEL_ALIASES.get(args.model, args.model)
-    _check_model(spec)
+    spec, _ = resolve_model(args.model)
 
     from ..alignment import align_theme
     from ..chroma import learned_chroma

@@ -11,10 +11,7 @@ fingerprint of what computed it (``kind``, ``weights``) are recorded too, so tha
 from pathlib import Path
 
 from ..errors import CTCChromaError
-
-MODEL_ALIASES = {'ctc': 'teaching', 'strong': 'teaching-strong', 'linear': 'teaching-linear'}
-"""Chroma kinds accepted as model names too."""
-
+from ..kinds import COMPUTED_KINDS
 
 def add_parser(subparsers):
     """Register the ``chroma`` subcommand on the ``ctc-chroma`` parser."""
@@ -25,8 +22,8 @@ def add_parser(subparsers):
     parser.add_argument('audio', nargs='+', metavar='AUDIO', help='audio files')
     parser.add_argument('--model', default='teaching',
                         help="model: teaching (default), teaching-strong, teaching-linear, "
-                             "published:<ID>, or a .weights.h5 file")
-    parser.add_argument('--features', choices=('cqt', 'cens', 'basic-pitch'),
+                             "teaching-KIND-SPLIT, published:<ID>, or a .weights.h5 file")
+    parser.add_argument('--features', choices=COMPUTED_KINDS,
                         help='standard chroma baseline, or Basic Pitch notes folded to chroma, '
                              'instead of a learned model (no probs)')
     parser.add_argument('--out', required=True, metavar='DIR', help='output folder')
@@ -35,33 +32,44 @@ def add_parser(subparsers):
     return parser
 
 
-def _check_model(spec):
-    """Fail early (before TensorFlow starts) on unknown IDs and missing weights."""
-    from ..model import SHIPPED_WEIGHTS
-    if spec.startswith('published:'):
-        from ..published import checkpoint_prefix
-        checkpoint_prefix(spec[len('published:'):])
-    elif spec in SHIPPED_WEIGHTS:
-        if not SHIPPED_WEIGHTS[spec].is_file():
-            raise CTCChromaError(f'shipped weights for model {spec!r} are missing '
-                                 f'({SHIPPED_WEIGHTS[spec]}); run `make train` to create them')
-    elif not Path(spec).is_file():
-        raise CTCChromaError(f'weights file not found: {spec}')
+def resolve_model(name):
+    """The model behind ``--model``, checked before TensorFlow starts.
+
+    Args:
+        name (str): A learned kind or model name ('teaching', 'strong',
+            'teaching-ctc-train234valid5', 'published:<ID>', see
+            :func:`ctc_chroma_lib.kinds.resolve`) or a ``.weights.h5`` file
+
+    Returns:
+        spec (str): Model spec for :func:`ctc_chroma_lib.model.load_model`
+        kind (Kind or None): The kind it computes; None for a weights file
+
+    Raises:
+        CTCChromaError: Unknown published ID, weights not trained yet, a computed kind, or
+            a file that does not exist
+    """
+    from ..kinds import PUBLISHED_PREFIX, resolve
+    try:
+        kind = resolve(name)
+    except CTCChromaError:
+        if name.startswith(PUBLISHED_PREFIX):
+            raise
+        if not Path(name).is_file():
+            raise CTCChromaError(f'weights file not found: {name}') from None
+        return name, None
+    if not kind.learned:
+        raise CTCChromaError(f'{name!r} is computed without a model; use --features {name}')
+    kind.check()
+    return kind.model, kind
 
 
-def _provenance(kind_or_spec):
+def _provenance(kind):
     """``kind`` and ``weights`` arrays for the npz files, empty for a model given as a file."""
     import numpy as np
 
-    from ..chroma import kind_fingerprint
-    from ..index import MODEL_ALIASES as KINDS_OF_MODELS
-
-    kind = KINDS_OF_MODELS.get(kind_or_spec, kind_or_spec)
-    try:
-        fingerprint = kind_fingerprint(kind)
-    except CTCChromaError:  # a .weights.h5 file: not a kind an index knows
+    if kind is None:  # a .weights.h5 file: not a kind an index knows
         return {}
-    return {'kind': np.array(kind), 'weights': np.array(fingerprint)}
+    return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint())}
 
 
 def run(args):
@@ -91,13 +99,14 @@ def run(args):
     if out_dir.exists() and not out_dir.is_dir():
         raise CTCChromaError(f'output path exists and is not a folder: {out_dir}')
 
-    spec = None
-    if not args.features:
-        spec = MODEL_ALIASES.get(args.model, args.model)
-        _check_model(spec)
+    if args.features:
+        from ..kinds import resolve
+        kind = resolve(args.features)
+    else:
+        spec, kind = resolve_model(args.model)
         from ..model import load_model
         model = load_model(spec)
-    provenance = _provenance(args.features or spec)
+    provenance = _provenance(kind)
 
     for path in tqdm(list(dict.fromkeys(paths)), desc='chroma', unit='file'):
         arrays = {}

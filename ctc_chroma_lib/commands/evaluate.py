@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from ..errors import CTCChromaError
+from ..kinds import FEATURE_TYPES
 
 
 def add_parser(subparsers):
     """Register the ``evaluate`` subcommand on the ``ctc-chroma`` parser."""
-    from ..evaluation import DEFAULT_KINDS, DEFAULT_PUBLISHED, DEFAULT_TEMPO, TEST_FOLDS
+    from ..evaluation import (CV_PUBLISHED, DEFAULT_KINDS, DEFAULT_PUBLISHED, DEFAULT_TEMPO,
+                              TEST_FOLDS)
     parser = subparsers.add_parser(
         'evaluate', help='theme-to-recording retrieval evaluation of chroma feature types',
         description='Every theme of the evaluated folds queries the recordings of its fold '
@@ -19,13 +21,13 @@ def add_parser(subparsers):
                     'feature type.')
     parser.add_argument('--dataset', metavar='DIR',
                         help='dataset folder (default: the teaching dataset)')
-    parser.add_argument('--folds', default=','.join(map(str, TEST_FOLDS)), metavar='F[,F...]',
+    parser.add_argument('--folds', metavar='F[,F...]',
                         help=f'folds to evaluate, comma-separated or "all" (default: '
                              f'{",".join(map(str, TEST_FOLDS))}, the fold no shipped model was '
                              f'trained or validated on)')
     parser.add_argument('--features', metavar='KIND[,KIND...]',
-                        help='feature types: ctc, strong, linear, cqt, cens, basic-pitch, published:<ID> '
-                             f'(default: {",".join(DEFAULT_KINDS)},{DEFAULT_PUBLISHED}, '
+                        help='feature types: ' + ', '.join(FEATURE_TYPES) + ', published:<ID>, '
+                             f'teaching-KIND-SPLIT (default: {",".join(DEFAULT_KINDS)},{DEFAULT_PUBLISHED}, '
                              f'those available)')
     parser.add_argument('--tempo', default=DEFAULT_TEMPO, metavar='STRATEGY[,STRATEGY]',
                         help='query tempo: score, multi, or score,multi to compare '
@@ -39,6 +41,16 @@ def add_parser(subparsers):
                         help='also report, for every learned feature type, the CTC loss per '
                              'note and the share of frames where the blank wins, on the weak '
                              'segments of the evaluated items')
+    parser.add_argument('--cv', action='store_true',
+                        help='cross-validation over all five folds: every fold is evaluated '
+                             'with the ctc, strong and linear models of the split that held it '
+                             'out (teaching-KIND-SPLIT), the published checkpoints on every '
+                             'fold; prints mean ± std over folds and Wilcoxon tests of ctc '
+                             'against the others')
+    parser.add_argument('--published', metavar='ID[,ID...]',
+                        help='with --cv: the published checkpoints of the separate group of '
+                             f'rows (default: {",".join(p.split(":", 1)[1] for p in CV_PUBLISHED)}; '
+                             '"none" for none)')
     parser.add_argument('--json', metavar='FILE', help='also write the results as JSON')
     parser.set_defaults(func=run)
     return parser
@@ -70,6 +82,11 @@ def run(args):
     from ..dataset import load_dataset
     from ..fileio import atomic_path
 
+    if args.cv:
+        return run_cv(args)
+    if args.published:
+        raise CTCChromaError('--published belongs to --cv (without it, name published '
+                             'models in --features)')
     tempos = [t.strip() for t in args.tempo.split(',') if t.strip()]
     for t in tempos:
         if t not in ('score', 'multi'):
@@ -87,7 +104,8 @@ def run(args):
             print(f'skipped unavailable feature types: {", ".join(missing)}', file=sys.stderr)
         if not kinds:
             raise CTCChromaError('no feature type is available')
-    items = load_dataset(args.dataset, folds=parse_folds(args.folds))
+    items = load_dataset(args.dataset,
+                         folds=parse_folds(args.folds or ','.join(map(str, TEST_FOLDS))))
     result = evaluation.evaluate(items, kinds, tempo=tempos if len(tempos) > 1 else tempos[0],
                                  stepsize=args.stepsize,
                                  transposition_invariant=args.transposition_invariant)
@@ -99,6 +117,82 @@ def run(args):
         result['ctc_fit'] = evaluation.ctc_fit(items, kinds)
         print()
         print(evaluation.format_ctc_fit(result['ctc_fit']))
+    if args.json:
+        with atomic_path(Path(args.json)) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1) + '\n')
+    return 0
+
+
+def _published_names(text):
+    """'published:<ID>' names from --published (IDs with or without the prefix, or 'none')."""
+    from ..evaluation import CV_PUBLISHED
+    from ..kinds import PUBLISHED_PREFIX
+    if text is None:
+        return list(CV_PUBLISHED)
+    if text.strip().lower() == 'none':
+        return []
+    names = []
+    for part in (p.strip() for p in text.split(',') if p.strip()):
+        names.append(part if part.startswith(PUBLISHED_PREFIX) else PUBLISHED_PREFIX + part)
+    return names
+
+
+def run_cv(args):
+    """``evaluate --cv``: every fold with the models of the split that held it out."""
+    from .. import evaluation
+    from ..dataset import load_dataset
+    from ..fileio import atomic_path
+    from ..kinds import PUBLISHED_PREFIX
+
+    if args.folds:
+        raise CTCChromaError('--cv evaluates all five folds; leave out --folds')
+    if args.ctc_fit:
+        raise CTCChromaError('--ctc-fit reports one model per kind; run it without --cv')
+    tempos = [t.strip() for t in args.tempo.split(',') if t.strip()]
+    if len(tempos) != 1 or tempos[0] not in ('score', 'multi'):
+        raise CTCChromaError(f'--cv takes one --tempo, score or multi, not {args.tempo!r}')
+    published = _published_names(args.published)
+    if args.features:
+        requested = [k.strip() for k in args.features.split(',') if k.strip()]
+        published = list(dict.fromkeys(
+            published + [k for k in requested if k.startswith(PUBLISHED_PREFIX)]))
+        kinds = [k for k in requested if not k.startswith(PUBLISHED_PREFIX)]
+    else:
+        kinds = list(evaluation.DEFAULT_KINDS)
+    items = load_dataset(args.dataset)
+    folds = sorted({item.fold for item in items})
+    _, missing_published = evaluation.available_kinds(published)
+    if missing_published and (args.published is not None or args.features):
+        kind, reason = next(iter(missing_published.items()))
+        raise CTCChromaError(f'feature type {kind!r} is not available: {reason}')
+    missing = evaluation.missing_cv_models(kinds, folds)
+    if missing and args.features:
+        name, reason = next(iter(missing.items()))
+        more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
+        raise CTCChromaError(f'cross-validation needs {name!r}{more}: {reason}')
+    skipped = {}
+    if missing:  # the default feature types: evaluate those that are complete
+        incomplete = [k for k in kinds if evaluation.missing_cv_models([k], folds)]
+        kinds = [k for k in kinds if k not in incomplete]
+        skipped.update({k: 'models missing: ' + ', '.join(
+            n for n in missing if n == k or n.startswith(f'teaching-{k}')) for k in incomplete})
+    if missing_published:
+        published = [p for p in published if p not in missing_published]
+        skipped.update(missing_published)
+    if skipped:
+        print(f'skipped unavailable feature types: {", ".join(skipped)} (see `make train '
+              'SPLIT=...`)', file=sys.stderr)
+    if not kinds and not published:
+        raise CTCChromaError('no feature type is available')
+    reference = 'ctc' if 'ctc' in kinds else (kinds or published)[0]
+    result = evaluation.evaluate_cv(items, kinds, published, tempo=tempos[0],
+                                    stepsize=args.stepsize,
+                                    transposition_invariant=args.transposition_invariant,
+                                    reference=reference)
+    result['settings']['dataset'] = str(args.dataset or 'teaching (default)')
+    if skipped:
+        result['settings']['skipped'] = skipped
+    print(evaluation.format_cv_table(result))
     if args.json:
         with atomic_path(Path(args.json)) as tmp:
             Path(tmp).write_text(json.dumps(result, indent=1) + '\n')

@@ -3,6 +3,7 @@
 Notebook: 06_Retrieval.ipynb
 """
 from ..errors import CTCChromaError, printable
+from ..kinds import FEATURE_TYPES
 
 
 def add_parser(subparsers):
@@ -22,8 +23,9 @@ def add_parser(subparsers):
     parser.add_argument('audio_dir', metavar='DIR', nargs='?',
                         help='folder with recordings (recursive)')
     parser.add_argument('--model', default='ctc',
-                        help='feature type: ctc (= teaching, default), strong, linear, '
-                             'published:<ID>, cqt, cens, basic-pitch')
+                        help='feature type: ctc (= teaching, default), '
+                             + ', '.join(FEATURE_TYPES[1:]) + ', published:<ID> or '
+                             'teaching-KIND-SPLIT')
     parser.add_argument('--out', metavar='INDEX', help='index directory')
     parser.add_argument('--prune', action='store_true',
                         help='allow dropping more than a few recordings (or all) that are no '

@@ -6,8 +6,8 @@ import sys
 from dataclasses import fields
 
 from ..errors import CTCChromaError
-from ..training import (KIND_DEFAULTS, MONITORS, SPLITS, TRAINING_KINDS, WEIGHTS_DIR,
-                        TrainingConfig, parse_split, split_model_name)
+from ..kinds import SPLITS, TRAINING_KINDS, parse_split, split_model_name
+from ..training import KIND_DEFAULTS, MONITORS, WEIGHTS_DIR, TrainingConfig
 
 
 def _folds(text):
