@@ -48,7 +48,7 @@ lab: setup
 	$(VENV)/bin/jupyter lab notebooks
 
 data: setup
-	$(PY) -m ctc_chroma_lib.dataset_generation --out data/MTD-teaching
+	$(VENV)/bin/ctc-chroma dataset --out data/MTD-teaching
 
 # Retrains the shipped teaching models (weights, configuration, logs and curves in
 # ctc_chroma_lib/weights/); about an hour on two CPU cores, see README.

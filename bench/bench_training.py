@@ -40,13 +40,13 @@ def segment_lengths(n_items):
 
 
 def make_examples(lengths):
-    from ctc_chroma_lib import training
+    from ctc_chroma_lib import batching
     rng = np.random.default_rng(1)
     examples = []
     for i, t in enumerate(lengths):
         x = rng.random((t, 216, 6), dtype=np.float32)
         labels = rng.integers(0, 12, size=max(2, t // 12)).astype(np.int32)
-        examples.append(training.Example(str(i), x, labels, np.zeros(t, np.int32)))
+        examples.append(batching.Example(str(i), x, labels, np.zeros(t, np.int32)))
     return examples
 
 
@@ -84,7 +84,7 @@ def main():
 
     import keras
     import tensorflow as tf
-    from ctc_chroma_lib import training
+    from ctc_chroma_lib import batching, losses, training
     from ctc_chroma_lib.model import build_model
 
     lengths, source = segment_lengths(args.items)
@@ -96,7 +96,7 @@ def main():
     keras.utils.set_random_seed(0)
     x, y, batch = plain_batches(examples)
     plain = build_model()
-    plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss=training.ctc_loss)
+    plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.ctc_loss)
     plain_frames = int(y[:, 0].sum())
     t_plain = time_epochs(lambda: plain.fit(x, y, batch_size=batch, epochs=1, verbose=0),
                           args.epochs)
@@ -105,9 +105,9 @@ def main():
     precision = training.resolve_precision(config.precision)
     keras.utils.set_random_seed(0)
     trainer = training.windowed_model(training.build_training_model(precision))
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=training.ctc_loss,
+    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.ctc_loss,
                     jit_compile=config.jit_compile)
-    data, steps = training.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
+    data, steps = batching.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
     t_trainer = time_epochs(lambda: trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0),
                             args.epochs)
 

@@ -21,7 +21,7 @@ from .errors import CTCChromaError
 from .themes import ThemeNote
 
 
-def align_theme(probs, theme, start, end, feature_rate=FEATURE_RATE):
+def align_theme(probs, theme, start, end, *, feature_rate=FEATURE_RATE):
     """Note-wise (strong) alignment of a theme from a model output and a weak alignment.
 
     Notebook: 07_Weak_to_Strong_Alignment.ipynb
@@ -37,8 +37,12 @@ def align_theme(probs, theme, start, end, feature_rate=FEATURE_RATE):
     Returns:
         notes (list of ThemeNote): The theme's notes in recording seconds (onset, duration
             up to the next onset, pitch of the theme)
+
+    Raises:
+        CTCChromaError: Probabilities not (13, T), a theme without notes, or a weak
+            alignment outside the recording
     """
-    from .training import label_sequence, segment_frames
+    from .labels import label_sequence, segment_frames
 
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[0] != BLANK_INDEX + 1:

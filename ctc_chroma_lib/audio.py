@@ -72,7 +72,7 @@ def _read_frames(path):
     return np.asarray(data, dtype=np.float32), sr
 
 
-def load_audio(path, sr=HCQT.sr):
+def load_audio(path, *, sr=HCQT.sr):
     """Load an audio file as a mono float32 signal at sampling rate ``sr``.
 
     Notebook: 02_HCQT.ipynb

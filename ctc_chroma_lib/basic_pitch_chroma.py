@@ -150,7 +150,7 @@ def fold_to_chroma(notes):
     return chroma
 
 
-def chroma_basic_pitch(y, sr=HCQT.sr):
+def chroma_basic_pitch(y, *, sr=HCQT.sr):
     """Basic Pitch chroma at 25 Hz with unit-norm columns, on the HCQT's frame grid.
 
     Args:

@@ -7,7 +7,6 @@ index use: every kind returns (12 x T) float32 chroma at 25 Hz with unit-norm co
 """
 import hashlib
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -15,7 +14,8 @@ from .audio import check_audio_duration
 from .constants import BLANK_INDEX, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import cache_root, hash_file_into  # noqa: F401 (cache_root: part of this API)
-from .kinds import COMPUTED_KINDS, FEATURE_TYPES, resolve  # noqa: F401 (re-exported)
+from .kinds import resolve
+from .normalization import normalize_columns
 
 CACHE_VERSION = 1
 """Bump to invalidate cached chroma after a change of the computation."""
@@ -34,29 +34,15 @@ def postprocess(probs):
 
     Returns:
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns
+
+    Raises:
+        CTCChromaError: Probabilities not of shape (13, T)
     """
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[0] != BLANK_INDEX + 1:
         raise CTCChromaError(f'probabilities must have shape (13, T), got {probs.shape}')
     chroma = np.delete(probs, BLANK_INDEX, axis=0).astype(np.float64)
     return normalize_columns(chroma)
-
-
-def normalize_columns(chroma):
-    """L2-normalize every column; zero columns become 1/sqrt(n).
-
-    Args:
-        chroma (np.ndarray): Features (n x T)
-
-    Returns:
-        chroma (np.ndarray): Features (n x T), float32, unit-norm columns
-    """
-    chroma = np.asarray(chroma, dtype=np.float64)
-    norm = np.linalg.norm(chroma, axis=0, keepdims=True)
-    small = norm < np.finfo(np.float32).tiny
-    out = chroma / np.where(small, 1.0, norm)
-    out[:, small[0]] = 1.0 / np.sqrt(chroma.shape[0])
-    return out.astype(np.float32)
 
 
 def frame_times(n_frames, feature_rate=FEATURE_RATE):
@@ -79,7 +65,7 @@ def _as_model(model):
     return model
 
 
-def learned_chroma(y_or_path, model='teaching', cache=True):
+def learned_chroma(y_or_path, *, model='teaching', cache=True):
     """Learned CTC chroma of audio (array at 22050 Hz or file).
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb
@@ -95,6 +81,10 @@ def learned_chroma(y_or_path, model='teaching', cache=True):
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns
         probs (np.ndarray): Class probabilities (13 x T), float32, blank last
         times (np.ndarray): Frame times (T,), seconds
+
+    Raises:
+        CTCChromaError: Audio shorter than one frame or not mono, unreadable or too long
+            files, or a model that cannot be loaded
     """
     from . import features
     from .model import predict_probs
@@ -150,7 +140,7 @@ def _compute_chroma_uncached(audio_path, kind, cache):
     return chroma, times, probs
 
 
-def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
+def compute_chroma(audio_path, kind='ctc', *, cache=True, return_probs=False):
     """Chroma features of an audio file: learned (CTC, strong, linear, published) or standard.
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb
@@ -165,7 +155,7 @@ def compute_chroma(audio_path, kind='ctc', cache=True, return_probs=False):
         cache (bool): Read/write ``<cache>/chroma/`` keyed by audio content, kind and
             weights; learned kinds also use the cached HCQT (default True)
         return_probs (bool): Also return the class probabilities (13 x T) of learned
-            kinds, None for :data:`COMPUTED_KINDS` (default False)
+            kinds, None for :data:`ctc_chroma_lib.kinds.COMPUTED_KINDS` (default False)
 
     Returns:
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns, 25 Hz

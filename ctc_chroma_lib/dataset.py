@@ -178,7 +178,7 @@ def _item(root: Path, row: dict, metadata_path: Path) -> Item:
                 metadata=dict(row))
 
 
-def load_dataset(root=None, folds: Optional[Iterable[int]] = None) -> List[Item]:
+def load_dataset(root=None, *, folds: Optional[Iterable[int]] = None) -> List[Item]:
     """Load all items of a dataset folder (default: the teaching dataset).
 
     Notebook: 01_Task_and_Data.ipynb
@@ -190,6 +190,9 @@ def load_dataset(root=None, folds: Optional[Iterable[int]] = None) -> List[Item]
 
     Returns:
         items (list of Item): Items sorted by MTDID
+
+    Raises:
+        CTCChromaError: Folds outside 1-5, a missing or malformed metadata table
     """
     root = Path(root) if root is not None else DEFAULT_DATASET
     metadata_path = find_metadata_file(root)

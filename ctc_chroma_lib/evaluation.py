@@ -54,6 +54,9 @@ def retrieval_metrics(ranks: Sequence[int]) -> dict:
     Returns:
         metrics (dict): ``top1``, ``top5``, ``top10``, ``mrr`` (floats in [0, 1], NaN if
             there are no queries) and ``n_queries`` (int)
+
+    Raises:
+        CTCChromaError: A rank below 1
     """
     ranks = np.asarray(ranks, dtype=np.int64).reshape(-1)
     if np.any(ranks < 1):
@@ -110,7 +113,7 @@ def _progress(iterable, desc, total=None, enabled=True):
     return tqdm(iterable, desc=desc, total=total, file=sys.stderr, leave=False)
 
 
-def compute_database(items, kind, feature_fn=None, progress=True) -> Dict[str, np.ndarray]:
+def compute_database(items, kind, *, feature_fn=None, progress=True) -> Dict[str, np.ndarray]:
     """Chromagram of every distinct recording of the items.
 
     Notebook: 06_Retrieval.ipynb
@@ -135,7 +138,7 @@ def compute_database(items, kind, feature_fn=None, progress=True) -> Dict[str, n
     return database
 
 
-def evaluate_kind(items, database, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS,
+def evaluate_kind(items, database, *, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS,
                   stepsize=2, transposition_invariant=False, progress=True, desc='matching'):
     """Rank of each item's own recording when its theme queries the recordings of its fold.
 
@@ -191,7 +194,7 @@ def summarize(ranks_per_fold) -> dict:
     return result
 
 
-def evaluate(items, kinds, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS, stepsize=2,
+def evaluate(items, kinds, *, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS, stepsize=2,
              transposition_invariant=False, feature_fn=None, progress=True) -> dict:
     """Retrieval evaluation of feature kinds (and tempo strategies) on dataset items.
 
@@ -212,6 +215,9 @@ def evaluate(items, kinds, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS, s
     Returns:
         result (dict): ``{"features": {name: {"top1", "top5", "top10", "mrr", "n_queries",
             "per_fold", "ranks"}}, "folds": [...], "settings": {...}}``
+
+    Raises:
+        CTCChromaError: No items, an unknown tempo strategy or feature kind
     """
     items = list(items)
     if not items:
@@ -276,10 +282,10 @@ def ctc_fit(items, kinds, progress=True) -> dict:
         progress (bool): Progress bars on stderr (Default value = True)
 
     Returns:
-        fit (dict): kind -> :func:`ctc_chroma_lib.training.ctc_fit_diagnostics`
+        fit (dict): kind -> :func:`ctc_chroma_lib.losses.ctc_fit_diagnostics`
     """
     from .chroma import compute_chroma
-    from .training import ctc_fit_diagnostics
+    from .losses import ctc_fit_diagnostics
 
     fit = {}
     for kind in kinds:
@@ -390,7 +396,7 @@ def wilcoxon_reciprocal_ranks(ranks, reference='ctc'):
     return tests
 
 
-def evaluate_cv(items, kinds, published=(), tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS,
+def evaluate_cv(items, kinds, *, published=(), tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS,
                 stepsize=2, transposition_invariant=False, feature_fn=None, progress=True,
                 reference='ctc') -> dict:
     """Cross-validated retrieval evaluation, as in the paper: every fold is queried with its
@@ -420,6 +426,10 @@ def evaluate_cv(items, kinds, published=(), tempo=DEFAULT_TEMPO, factors=DEFAULT
             "settings": {...}}``. Top-level metrics are means over the folds; the ``_std``
             entries are their sample standard deviations (ddof = 1); ``n_queries`` is the
             total over the folds.
+
+    Raises:
+        CTCChromaError: No items, an unknown tempo strategy, a fold without a split
+            holding it out, or a model that is not trained yet
     """
     items = list(items)
     if not items:

@@ -76,7 +76,8 @@ def audio_clip(audio_path, start=0.0, duration=8.0, sr=AUDIO_RATE):
 def chroma_explorer_features(feature_output, key, normalize=True):
     """The matrix a :class:`ChromaExplorer` shows for a feature type.
 
-    Normalization means L2 normalization of every frame (``chroma.normalize_columns``):
+    Normalization means L2 normalization of every frame
+    (:func:`ctc_chroma_lib.normalization.normalize_columns`):
     of the 13 probabilities for 'ctc-probs', of the 12 chroma probabilities (the blank
     removed) for 'ctc' and 'published' (then equal to ``chroma.postprocess``). Standard
     chroma ('cqt', 'cens') are normalized by definition and shown as they are.
@@ -91,7 +92,7 @@ def chroma_explorer_features(feature_output, key, normalize=True):
         features (np.ndarray): Matrix (12 x T) or (13 x T for 'ctc-probs')
         times (np.ndarray): Frame times in seconds (T,)
     """
-    from .chroma import normalize_columns
+    from .normalization import normalize_columns
 
     chroma, times, probs = feature_output
     if key in ('cqt', 'cens'):

@@ -398,7 +398,7 @@ def hcqt_magnitude(y, params=HCQT):
     return magnitude
 
 
-def hcqt(y, sr=HCQT.sr):
+def hcqt(y, *, sr=HCQT.sr):
     """Compute the 25 Hz HCQT of an audio signal (fast, values as ``hcqt_reference``).
 
     Notebook: 02_HCQT.ipynb
@@ -457,7 +457,7 @@ def _read_cached(cache_path, params):
     return features, times.astype(np.float32)
 
 
-def hcqt_file(path, cache_dir=None):
+def hcqt_file(path, *, cache_dir=None):
     """Compute (or read from the on-disk cache) the 25 Hz HCQT of an audio file.
 
     Notebook: 02_HCQT.ipynb

@@ -45,6 +45,7 @@ from .constants import HCQT, NUM_CLASSES
 from .ctc import import_tensorflow
 from .errors import CTCChromaError
 from .kinds import PUBLISHED_PREFIX, resolve
+from .normalization import normalize_columns
 
 # TensorFlow is imported inside the functions that need it (through import_tensorflow,
 # which keeps its native start-up lines off stderr): importing it takes seconds, which
@@ -139,6 +140,9 @@ def prepare_input(hcqt):
 
     Returns:
         x (np.ndarray): Model input (T x 216 x 6), float32
+
+    Raises:
+        CTCChromaError: Not three axes, or non-finite values
     """
     hcqt = np.asarray(hcqt)
     if hcqt.ndim != 3:
@@ -146,12 +150,7 @@ def prepare_input(hcqt):
     if not np.all(np.isfinite(hcqt)):
         raise CTCChromaError('HCQT contains non-finite values')
     x = np.ascontiguousarray(hcqt.T, dtype=np.float32)
-    norm = np.sqrt(np.sum(np.square(x, dtype=np.float64), axis=1, keepdims=True))
-    # Same threshold as librosa: below the smallest normal float32 the norm counts as zero.
-    small = norm < np.finfo(np.float32).tiny
-    x = x / np.where(small, 1.0, norm)
-    x = np.where(small, np.float32(1.0 / np.sqrt(x.shape[1])), x)
-    return x.astype(np.float32, copy=False)
+    return np.ascontiguousarray(normalize_columns(x, axis=1))
 
 
 def _forward_fn(model):
@@ -166,7 +165,7 @@ def _forward_fn(model):
     return fn
 
 
-def predict_probs(model, hcqt, chunk_frames=DEFAULT_CHUNK_FRAMES):
+def predict_probs(model, hcqt, *, chunk_frames=DEFAULT_CHUNK_FRAMES):
     """Class probabilities of every frame of an HCQT.
 
     Notebook: 04_Model_and_Training.ipynb

@@ -143,7 +143,7 @@ def theme_duration(notes: Sequence[ThemeNote]) -> float:
     return max(n.end for n in notes) - min(n.start for n in notes)
 
 
-def query_chromagram(notes: Sequence[ThemeNote], feature_rate=FEATURE_RATE, tempo_scale=1.0,
+def query_chromagram(notes: Sequence[ThemeNote], *, feature_rate=FEATURE_RATE, tempo_scale=1.0,
                      target_duration=None, rest='hold', name='theme') -> np.ndarray:
     """One-hot chroma query of a monophonic theme at the feature rate.
 
@@ -162,6 +162,10 @@ def query_chromagram(notes: Sequence[ThemeNote], feature_rate=FEATURE_RATE, temp
 
     Returns:
         X (np.ndarray): Query chromagram (12 x N) float32, unit-norm columns, N >= 1
+
+    Raises:
+        CTCChromaError: Unknown rest handling, an invalid tempo scale, feature rate or
+            target duration, or a query too long to match
     """
     check_monophonic(notes, name=name)
     if rest not in ('hold', 'uniform'):
@@ -228,7 +232,7 @@ def check_theme_fits(notes: Sequence[ThemeNote], longest_frames: int, tempo='sco
             f'compresses a theme at most {MAX_COMPRESSION:g}-fold)')
 
 
-def build_queries(notes: Sequence[ThemeNote], tempo='score', factors=DEFAULT_TEMPO_FACTORS,
+def build_queries(notes: Sequence[ThemeNote], *, tempo='score', factors=DEFAULT_TEMPO_FACTORS,
                   target_duration=None, feature_rate=FEATURE_RATE, rest='hold',
                   name='theme') -> List[Tuple[float, np.ndarray]]:
     """Query chromagrams for a tempo strategy, as (tempo factor, chromagram) pairs.
@@ -249,6 +253,9 @@ def build_queries(notes: Sequence[ThemeNote], tempo='score', factors=DEFAULT_TEM
 
     Returns:
         queries (list of (float, np.ndarray)): (factor, 12 x N_factor chromagram) pairs
+
+    Raises:
+        CTCChromaError: Unknown tempo strategy or invalid tempo factors
     """
     if tempo not in TEMPO_STRATEGIES:
         raise CTCChromaError(f'unknown tempo strategy {tempo!r} (expected '

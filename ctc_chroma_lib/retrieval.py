@@ -542,7 +542,7 @@ def rank_documents(queries, documents, stepsize=2, transposition_invariant=False
     return matches
 
 
-def document_costs(queries, documents, stepsize=2, transposition_invariant=False, n_jobs=None):
+def document_costs(queries, documents, *, stepsize=2, transposition_invariant=False, n_jobs=None):
     """Cost (minimum of the matching function) of the best query variant per recording.
 
     Args:

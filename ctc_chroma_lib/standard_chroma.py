@@ -14,28 +14,28 @@ import numpy as np
 
 from .constants import HCQT
 from .features import frame_grid, prepare_signal
+from .normalization import SILENCE, normalize_columns
 
 CENS_SMOOTHING_FRAMES = 41
 """Hann smoothing window of CENS in hop frames (41 × 256 / 22050 Hz ≈ 0.48 s)."""
 
-_NORM_THRESHOLD = 1e-10  # frames with a smaller L2 norm count as silent
-
-
-def normalize_columns(chroma):
-    """Scale every column to unit L2 norm; silent columns become the uniform unit vector.
+def average_to_feature_rate(features_hop, n_samples):
+    """Average features at the HCQT hop size over the HCQT's 25 Hz frames.
 
     Args:
-        chroma (np.ndarray): Chroma features, shape (12, T)
+        features_hop (np.ndarray): Features at the HCQT hop size (n x N_hop)
+        n_samples (int): Length of the signal at 22050 Hz (fixes the number of frames)
 
     Returns:
-        normalized (np.ndarray): Shape (12, T), float32, every column of norm 1
+        features (np.ndarray): (n x T), as many frames as the HCQT
+        times (np.ndarray): Frame times (T,), seconds
     """
-    chroma = np.asarray(chroma, dtype=np.float64)
-    norms = np.linalg.norm(chroma, axis=0)
-    silent = norms < _NORM_THRESHOLD
-    normalized = chroma / np.where(silent, 1.0, norms)
-    normalized[:, silent] = 1.0 / np.sqrt(chroma.shape[0])
-    return normalized.astype(np.float32)
+    # the HCQT has 1 + n_samples // hop frames at the hop size; match it exactly
+    n_frames = 1 + n_samples // HCQT.hop_length
+    features_hop = librosa.util.fix_length(features_hop, size=n_frames, axis=-1, mode='edge')
+    bounds, times = frame_grid(n_frames, HCQT)
+    summed = np.add.reduceat(features_hop, bounds[:-1], axis=-1)
+    return summed / np.diff(bounds), times
 
 
 def hop_to_feature_rate(chroma_hop, n_samples):
@@ -49,15 +49,11 @@ def hop_to_feature_rate(chroma_hop, n_samples):
         chroma (np.ndarray): (12 x T) float32, unit-norm columns, as many frames as the HCQT
         times (np.ndarray): Frame times (T,), seconds
     """
-    # the HCQT has 1 + n_samples // hop frames at the hop size; match it exactly
-    n_frames = 1 + n_samples // HCQT.hop_length
-    chroma_hop = librosa.util.fix_length(chroma_hop, size=n_frames, axis=-1, mode='edge')
-    bounds, times = frame_grid(n_frames, HCQT)
-    summed = np.add.reduceat(chroma_hop, bounds[:-1], axis=-1)
-    return normalize_columns(summed / np.diff(bounds)), times
+    chroma, times = average_to_feature_rate(chroma_hop, n_samples)
+    return normalize_columns(chroma, threshold=SILENCE), times
 
 
-def chroma_cqt(y, sr=HCQT.sr):
+def chroma_cqt(y, *, sr=HCQT.sr):
     """CQT-based chroma (``librosa.feature.chroma_cqt``) at 25 Hz with unit-norm columns.
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb
@@ -84,7 +80,7 @@ def chroma_cqt(y, sr=HCQT.sr):
     return hop_to_feature_rate(chroma_hop, len(y))
 
 
-def chroma_cens(y, sr=HCQT.sr):
+def chroma_cens(y, *, sr=HCQT.sr):
     """Chroma Energy Normalized Statistics (CENS) at 25 Hz with unit-norm columns.
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb

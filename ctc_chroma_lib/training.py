@@ -24,10 +24,12 @@ from typing import Optional
 
 import numpy as np
 
-from .constants import BLANK_INDEX, WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
+from .batching import crop_example, load_examples, make_tf_dataset
+from .constants import WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
 from .errors import CTCChromaError
 from .fileio import atomic_path
 from .kinds import KINDS, TRAINING_KINDS
+from .losses import LOSSES, ctc_fit_diagnostics, ctc_loss_per_note_metric
 
 MONITORS = ('val_loss', 'val_mrr')
 """Validation quantities that can select the shipped epoch and stop training."""
@@ -88,436 +90,6 @@ class TrainingConfig:
         for key, value in KIND_DEFAULTS.get(self.kind, KIND_DEFAULTS['strong']).items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
-
-
-# ---------------------------------------------------------------------------------------
-# Labels
-
-def label_sequence(notes):
-    """The CTC target of a theme: the chroma class of every note, in order.
-
-    Notebook: 03_CTC.ipynb
-
-    Repeated notes are *not* merged. CTC's collapsing rule merges repeated symbols of an
-    alignment path, so two equal consecutive labels (say the C C of a repeated note) can
-    only be produced by a path that visits a blank between them; ``tf.nn.ctc_loss``
-    enforces exactly that. Merging them here would teach the model a theme with one note
-    fewer.
-
-    Args:
-        notes (sequence of ThemeNote): Theme notes in order
-
-    Returns:
-        labels (np.ndarray): Chroma classes 0…11, shape (len(notes),), int32
-    """
-    return np.array([n.pitch % 12 for n in notes], dtype=np.int32)
-
-
-def segment_frames(times, start, end, margin=0.0):
-    """Indices ``[first, last)`` of the feature frames inside ``[start - margin, end + margin]``.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    Args:
-        times (np.ndarray): Frame times in seconds (T,)
-        start (float): Segment start in seconds
-        end (float): Segment end in seconds
-        margin (float): Seconds added on both sides (Default value = 0.0)
-
-    Returns:
-        first (int), last (int): Frame range (at least one frame)
-    """
-    first = int(np.searchsorted(times, start - margin, side='left'))
-    last = int(np.searchsorted(times, end + margin, side='right'))
-    first = min(max(first, 0), len(times) - 1)
-    last = min(max(last, first + 1), len(times))
-    return first, last
-
-
-def frame_labels_from_notes(notes, frame_times):
-    """Frame-wise labels: the chroma of the note sounding at each frame time, blank elsewhere.
-
-    Args:
-        notes (sequence of ThemeNote): Notes with start/duration on the same time axis as
-            ``frame_times`` (later notes win where notes overlap)
-        frame_times (np.ndarray): Frame times in seconds (T,)
-
-    Returns:
-        labels (np.ndarray): Class per frame, 0…11 or ``BLANK_INDEX``, shape (T,), int32
-    """
-    labels = np.full(len(frame_times), BLANK_INDEX, dtype=np.int32)
-    for note in notes:
-        inside = (frame_times >= note.start) & (frame_times < note.end)
-        labels[inside] = note.pitch % 12
-    return labels
-
-
-def strong_frame_labels(strong_alignment, frame_times):
-    """Frame labels from the strong alignment (note onsets/offsets in the recording).
-
-    Notebook: 01_Task_and_Data.ipynb
-    """
-    return frame_labels_from_notes(strong_alignment, frame_times)
-
-
-def linear_frame_labels(theme, weak_alignment, frame_times):
-    """Frame labels from the weak alignment: the score's notes stretched linearly over it.
-
-    Notebook: 01_Task_and_Data.ipynb
-
-    The theme's score time ``0 … theme_end`` is mapped linearly onto ``StartTime …
-    EndTime``; where the recording's tempo varies, these labels are wrong near the notes'
-    boundaries — the weakness the CTC loss avoids.
-
-    Args:
-        theme (sequence of ThemeNote): Theme in score seconds
-        weak_alignment (tuple): (StartTime, EndTime) in recording seconds
-        frame_times (np.ndarray): Frame times in seconds (T,)
-
-    Returns:
-        labels (np.ndarray): shape (T,), int32
-    """
-    start, end = weak_alignment
-    score_start = theme[0].start
-    score_end = max(n.end for n in theme)
-    scale = (end - start) / max(score_end - score_start, 1e-9)
-    score_time = score_start + (np.asarray(frame_times) - start) / scale
-    return frame_labels_from_notes(theme, score_time)
-
-
-# ---------------------------------------------------------------------------------------
-# Training examples
-
-@dataclass
-class Example:
-    """One training example: model input frames and its targets."""
-
-    mtd_id: str
-    x: np.ndarray  # (T, 216, 6) float32, normalized model input
-    labels: np.ndarray  # CTC label sequence (L,)
-    frame_labels: np.ndarray  # (T,) frame targets for strong/linear
-    core: Optional[tuple] = None
-    """``(first, last)``: the frames of ``x`` that every crop keeps (the segment with its
-    fixed margin); the frames outside are the random margin (:func:`crop_example`).
-    None: ``x`` is used whole."""
-
-
-def make_example(item, hcqt, times, kind, margin=0.0, random_margin=0.0):
-    """Cut the weakly aligned segment of an item and build its targets for ``kind``.
-
-    Args:
-        item (dataset.Item): Dataset item
-        hcqt (np.ndarray): HCQT of the item's recording (6, 216, T)
-        times (np.ndarray): Frame times (T,)
-        kind (str): 'ctc', 'strong' or 'linear'
-        margin (float): Seconds added around the weak segment (Default value = 0.0)
-        random_margin (float): Up to this many seconds more on each side, cropped at
-            random every epoch (:func:`crop_example`) (Default value = 0.0)
-
-    Returns:
-        example (Example)
-    """
-    from .model import prepare_input
-
-    start, end = item.weak_alignment
-    margin = max(margin, 0.0)
-    first, last = segment_frames(times, start, end, margin + max(random_margin, 0.0))
-    core_first, core_last = segment_frames(times, start, end, margin)
-    seg_times = times[first:last]
-    if kind == 'strong':
-        if not item.strong_alignment:
-            raise CTCChromaError(f'item {item.mtd_id} has no strong alignment; '
-                                 'strong training needs one')
-        frame_labels = strong_frame_labels(item.strong_alignment, seg_times)
-    else:
-        frame_labels = linear_frame_labels(item.theme, item.weak_alignment, seg_times)
-    core = (core_first - first, core_last - first) if random_margin > 0 else None
-    return Example(item.mtd_id, prepare_input(hcqt[:, :, first:last]),
-                   label_sequence(item.theme), frame_labels, core)
-
-
-def load_examples(items, kind, margin=0.0, progress=True, random_margin=0.0):
-    """HCQT (cached on disk) and targets of every item."""
-    from tqdm.auto import tqdm
-
-    from .features import hcqt_file
-
-    examples = []
-    for item in tqdm(items, desc=f'features ({kind})', disable=not progress, unit='item'):
-        hcqt, times = hcqt_file(item.audio_path)
-        examples.append(make_example(item, hcqt, times, kind, margin, random_margin))
-    return examples
-
-
-def crop_example(example, rng=None):
-    """The example cut to a random crop that keeps its ``core`` (or to the core alone).
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    Args:
-        example (Example): Example from :func:`make_example`
-        rng (np.random.Generator): Draws the crop; None: exactly the core (validation)
-
-    Returns:
-        example (Example): With ``core=None``
-    """
-    if example.core is None:
-        return example
-    first, last = example.core
-    if rng is not None:
-        first = int(rng.integers(0, first + 1))
-        last = int(rng.integers(last, len(example.x) + 1))
-    return Example(example.mtd_id, example.x[first:last], example.labels,
-                   example.frame_labels[first:last])
-
-
-def transpose_example(example, semitones):
-    """Pitch-shift augmentation: the example as if played ``semitones`` higher.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    The HCQT bins of every harmonic are rolled by ``3 * semitones`` bins (36 bins per
-    octave); bins shifted in from outside the 216 are empty (the noise floor), bins
-    shifted out are lost, and every (frame, harmonic) vector is L2-normalized again as in
-    :func:`model.prepare_input`. The chroma labels move by ``semitones`` mod 12, blank
-    stays blank. Since the model's layers are convolutions along pitch, this teaches
-    nothing about a particular key: it multiplies the keys seen with each theme.
-
-    Args:
-        example (Example): Example with normalized input ``x`` (T, 216, 6)
-        semitones (int): Transposition (positive: up)
-
-    Returns:
-        example (Example)
-    """
-    from .constants import HCQT
-    from .model import prepare_input
-
-    semitones = int(semitones)
-    if semitones == 0:
-        return example
-    shift = semitones * (HCQT.bins_per_octave // 12)
-    x = np.zeros_like(example.x)
-    if shift > 0:
-        x[:, shift:] = example.x[:, :-shift]
-    else:
-        x[:, :shift] = example.x[:, -shift:]
-    frame_labels = example.frame_labels.copy()
-    notes = (frame_labels >= 0) & (frame_labels != BLANK_INDEX)
-    frame_labels[notes] = (frame_labels[notes] + semitones) % 12
-    return Example(example.mtd_id, prepare_input(x.T), (example.labels + semitones) % 12,
-                   frame_labels, example.core)
-
-
-FRAME_QUANTUM = 128
-"""Batches are padded to a multiple of this many frames, so that only a few batch shapes
-occur: every new shape costs TensorFlow/oneDNN a new set of compiled kernels."""
-
-
-def padded_length(n_frames, quantum=FRAME_QUANTUM):
-    """``n_frames`` rounded up to a multiple of ``quantum``."""
-    return -(-int(n_frames) // quantum) * quantum
-
-
-def length_batches(lengths, batch_frames, rng=None, quantum=FRAME_QUANTUM):
-    """Group example indices into batches of similar length with about ``batch_frames`` frames.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    Examples are sorted by length and cut into groups of the same padded length
-    (:func:`padded_length`); a group of padded length ``P`` is split into batches of
-    ``max(1, batch_frames // P)`` examples. Padding stays small and only a few distinct
-    batch shapes occur. The order of the batches is shuffled with ``rng`` every epoch.
-
-    Args:
-        lengths (sequence of int): Number of frames of each example
-        batch_frames (int): Target number of (padded) frames per batch
-        rng (np.random.Generator): Shuffles the batch order when given (Default value = None)
-        quantum (int): Padding granularity in frames (Default value = FRAME_QUANTUM)
-
-    Returns:
-        batches (list of np.ndarray): Example indices of each batch
-    """
-    order = np.argsort(np.asarray(lengths), kind='stable')
-    padded = np.array([padded_length(lengths[i], quantum) for i in order])
-    batches = []
-    for value in np.unique(padded):
-        group = order[padded == value]
-        size = max(1, batch_frames // int(value))
-        batches.extend(group[i:i + size] for i in range(0, len(group), size))
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
-
-
-def pad_batch(examples, kind, quantum=FRAME_QUANTUM):
-    """Pad a list of examples to one batch: inputs, targets and per-item lengths.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    Returns:
-        x (np.ndarray): (B, T_max, 216, 6) float32, zero padded to a multiple of ``quantum``
-            frames (``quantum=1``: no extra padding)
-        y (np.ndarray): for ``ctc``: (B, 2 + L_max) int32 rows ``[T_i, L_i, labels…]``;
-            for ``strong``/``linear``: (B, T_max) int32 frame labels, ``-1`` on padding
-    """
-    t_max = padded_length(max(len(e.x) for e in examples), quantum)
-    x = np.zeros((len(examples), t_max) + examples[0].x.shape[1:], dtype=np.float32)
-    for i, e in enumerate(examples):
-        x[i, :len(e.x)] = e.x
-    if kind == 'ctc':
-        l_max = max(len(e.labels) for e in examples)
-        y = np.zeros((len(examples), 2 + l_max), dtype=np.int32)
-        for i, e in enumerate(examples):
-            y[i, 0], y[i, 1] = len(e.x), len(e.labels)
-            y[i, 2:2 + len(e.labels)] = e.labels
-    else:
-        y = np.full((len(examples), t_max), -1, dtype=np.int32)
-        for i, e in enumerate(examples):
-            y[i, :len(e.frame_labels)] = e.frame_labels
-    return x, y
-
-
-# ---------------------------------------------------------------------------------------
-# Losses
-
-_LOG_EPS = 1e-7
-
-
-def ctc_loss(y_true, y_pred):
-    """CTC loss of a padded batch; the lengths travel inside ``y_true``.
-
-    Notebook: 03_CTC.ipynb
-
-    Args:
-        y_true: (B, 2 + L_max) int32 rows ``[T_i, L_i, labels…]`` (see :func:`pad_batch`)
-        y_pred: (B, T_max, 13) softmax output, blank last
-
-    Returns:
-        loss: (B,) negative log-likelihood of each item's label sequence
-    """
-    import tensorflow as tf
-
-    y_true = tf.cast(y_true, tf.int32)
-    logit_length, label_length, labels = y_true[:, 0], y_true[:, 1], y_true[:, 2:]
-    # log of the softmax output: tf.nn.ctc_loss applies log-softmax itself, which leaves
-    # normalized log-probabilities unchanged.
-    log_probs = tf.math.log(tf.cast(y_pred, tf.float32) + _LOG_EPS)
-    return tf.nn.ctc_loss(labels=labels, logits=log_probs, label_length=label_length,
-                          logit_length=logit_length, logits_time_major=False,
-                          blank_index=BLANK_INDEX)
-
-
-def framewise_loss(y_true, y_pred):
-    """Frame-wise cross-entropy (mean over the valid frames of each item), padding = -1.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    Args:
-        y_true: (B, T_max) int32 frame labels, -1 on padding
-        y_pred: (B, T_max, 13) softmax output
-
-    Returns:
-        loss: (B,) cross-entropy summed over each item's frames (same scale as the CTC loss)
-    """
-    import tensorflow as tf
-
-    y_true = tf.cast(y_true, tf.int32)
-    valid = tf.cast(y_true >= 0, tf.float32)
-    log_probs = tf.math.log(tf.cast(y_pred, tf.float32) + _LOG_EPS)
-    picked = tf.gather(log_probs, tf.maximum(y_true, 0), axis=-1, batch_dims=2)
-    return -tf.reduce_sum(picked * valid, axis=1)
-
-
-LOSSES = {'ctc': ctc_loss, 'strong': framewise_loss, 'linear': framewise_loss}
-
-
-def ctc_loss_per_note_metric():
-    """A Keras metric: the CTC loss summed over the items seen, divided by their notes.
-
-    Per note, losses of themes of different length compare: a model that knows where the
-    notes are but not their chroma scores about ln 12 ≈ 2.48 per note, a converged one
-    far less (see :func:`ctc_fit_diagnostics`).
-    """
-    import keras
-    import tensorflow as tf
-
-    class CTCLossPerNote(keras.metrics.Metric):
-        def __init__(self, name='loss_per_note', **kwargs):
-            super().__init__(name=name, **kwargs)
-            self.total = self.add_variable(shape=(), initializer='zeros', name='total')
-            self.notes = self.add_variable(shape=(), initializer='zeros', name='notes')
-
-        def update_state(self, y_true, y_pred, sample_weight=None):
-            self.total.assign_add(tf.reduce_sum(ctc_loss(y_true, y_pred)))
-            self.notes.assign_add(tf.reduce_sum(tf.cast(y_true[:, 1], tf.float32)))
-
-        def result(self):
-            return self.total / tf.maximum(self.notes, 1.0)
-
-        def reset_state(self):
-            self.total.assign(0.0)
-            self.notes.assign(0.0)
-
-    return CTCLossPerNote()
-
-
-def segment_probs(probs, item, times=None):
-    """The columns of a recording's class probabilities inside the item's weak segment.
-
-    Notebook: 07_Weak_to_Strong_Alignment.ipynb
-
-    Args:
-        probs (np.ndarray): (13, T) model output for the item's whole recording
-        item (dataset.Item): Gives the weak alignment
-        times (np.ndarray): Frame times (Default value = None: ``t / FEATURE_RATE``)
-
-    Returns:
-        probs (np.ndarray): (13, T_segment)
-    """
-    from .chroma import frame_times
-
-    if times is None:
-        times = frame_times(probs.shape[1])
-    first, last = segment_frames(times, *item.weak_alignment)
-    return probs[:, first:last]
-
-
-def ctc_fit_diagnostics(probs_by_item):
-    """How well model outputs fit the CTC objective on weakly aligned segments.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    For every item, the probabilities of its whole recording are cut to the weak segment
-    (:func:`segment_probs`); the CTC loss is that of the theme's chroma sequence over those
-    frames, computed with the NumPy forward algorithm :func:`ctc.ctc_forward` (float64;
-    notebook 03 checks it against ``tf.nn.ctc_loss``, which agrees to float32 rounding and
-    is many times slower for one sequence at a time).
-
-    Args:
-        probs_by_item (list of (dataset.Item, np.ndarray)): Items with the (13, T) output
-            for their recording
-
-    Returns:
-        diagnostics (dict): ``loss_per_note`` (summed loss / summed notes),
-            ``blank_share`` (share of segment frames whose most probable class is the
-            blank), ``max_blank`` (median over items of the largest blank probability),
-            ``n_items``, ``n_notes``, ``n_frames``
-    """
-    from .ctc import ctc_forward
-
-    total, notes, frames, blank_frames, max_blank = 0.0, 0, 0, 0, []
-    for item, probs in probs_by_item:
-        seg = segment_probs(probs, item)
-        labels = label_sequence(item.theme)
-        total += ctc_forward(seg, labels, BLANK_INDEX)[1]
-        notes += len(labels)
-        frames += seg.shape[1]
-        blank_frames += int(np.sum(np.argmax(seg, axis=0) == BLANK_INDEX))
-        max_blank.append(float(seg[BLANK_INDEX].max()))
-    return {'loss_per_note': total / max(notes, 1), 'blank_share': blank_frames / max(frames, 1),
-            'max_blank': float(np.median(max_blank)) if max_blank else float('nan'),
-            'n_items': len(probs_by_item), 'n_notes': notes, 'n_frames': frames}
 
 
 # ---------------------------------------------------------------------------------------
@@ -761,61 +333,6 @@ def _set_determinism(seed):
     tf.config.experimental.enable_op_determinism()
 
 
-def augmented(example, rng, pitch_shift=0):
-    """One epoch's version of a training example: a random crop, a random transposition.
-
-    Args:
-        example (Example): Training example
-        rng (np.random.Generator): None: the example as it is (its core; validation)
-        pitch_shift (int): Largest transposition in semitones (Default value = 0)
-
-    Returns:
-        example (Example)
-    """
-    example = crop_example(example, rng)
-    if rng is not None and pitch_shift:
-        example = transpose_example(example, rng.integers(-pitch_shift, pitch_shift + 1))
-    return example
-
-
-def make_tf_dataset(examples, kind, batch_frames, seed=None, pitch_shift=0, first_epoch=0):
-    """A ``tf.data`` pipeline of length-grouped, padded batches (reshuffled every epoch).
-
-    Args:
-        examples (list of Example): Training or validation examples
-        kind (str): 'ctc', 'strong' or 'linear'
-        batch_frames (int): Target padded frames per batch
-        seed (int): Seed of the batch order and of the augmentation (:func:`augmented`);
-            ``None`` keeps a fixed order and no augmentation (validation)
-        pitch_shift (int): Largest random transposition in semitones (Default value = 0)
-        first_epoch (int): Epoch the pipeline starts with (a resumed run continues the
-            random streams where the interrupted one stopped) (Default value = 0)
-
-    Returns:
-        dataset (tf.data.Dataset): Endless; yields ``(x, y)`` as in :func:`pad_batch`
-        steps (int): Batches per epoch
-    """
-    import tensorflow as tf
-
-    lengths = [len(e.x) for e in examples]
-    epoch = [int(first_epoch)]
-
-    def generate():
-        rng = None if seed is None else np.random.default_rng([seed, epoch[0]])
-        epoch[0] += 1
-        for batch in length_batches(lengths, batch_frames, rng):
-            yield pad_batch([augmented(examples[i], rng, pitch_shift) for i in batch], kind)
-
-    n_bins, n_harmonics = examples[0].x.shape[1:]
-    signature = (tf.TensorSpec((None, None, n_bins, n_harmonics), tf.float32),
-                 tf.TensorSpec((None, None), tf.int32))
-    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    # The number of batches is the same every epoch (only their order changes), so the
-    # dataset repeats and fit() is told the steps per epoch.
-    steps = len(length_batches(lengths, batch_frames))
-    return dataset.repeat().prefetch(2), steps
-
-
 def learning_rate_schedule(config, steps_per_epoch):
     """The learning rate of :class:`TrainingConfig`: constant, or warm-up and cosine decay.
 
@@ -842,13 +359,49 @@ def learning_rate_schedule(config, steps_per_epoch):
         0.0, decay_steps, alpha=0.01, warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
-def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
+def _previous_run(out_dir, name, monitor, resume):
+    """``(first_epoch, previous_best)`` of an interrupted run to resume, else ``(0, None)``.
+
+    A backup folder means an interrupted run; without one (or with ``resume=False``) the run
+    starts afresh and an old log is removed.
+    """
+    backup_dir = out_dir / f'.{name}.backup'
+    if not resume and backup_dir.exists():
+        import shutil
+        shutil.rmtree(backup_dir)
+    log_path = out_dir / f'{name}.log.csv'
+    if not backup_dir.exists():
+        if log_path.exists():
+            log_path.unlink()
+        return 0, None
+    earlier = read_training_log(log_path) if log_path.exists() else []
+    previous_best = None
+    if earlier and (out_dir / f'.{name}.best.weights.h5').exists():
+        values = [row[monitor] for row in earlier if monitor in row]
+        previous_best = (max if monitor == 'val_mrr' else min)(values) if values else None
+    return len(earlier), previous_best
+
+
+def _initial_model(config):
+    """The model to train, with the initial weights of ``config.init``."""
+    from .model import load_model
+
+    model = build_training_model(resolve_precision(config.precision))
+    if config.init == 'harmonic-prior':
+        harmonic_prior_init(model)
+    elif config.init:
+        model.set_weights(load_model(config.init).get_weights())
+    return model
+
+
+def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=None,
           resume=True, progress=True, verbose=None, keep_epochs=()):
     """Train one model and write its weights, configuration, log and loss curves.
 
     Notebook: 04_Model_and_Training.ipynb
 
-    Writes to ``out_dir``: ``<name>.weights.h5`` (best validation loss),
+    Writes to ``out_dir``: ``<name>.weights.h5`` (the weights of the epoch that
+    ``config.monitor`` selects: the lowest validation loss, or the highest validation MRR),
     ``<name>.json`` (configuration, data, result), ``<name>.log.csv`` (per-epoch losses and
     throughput) and ``<name>.png`` (loss curves). A run that is interrupted resumes from
     its last completed epoch (``<out_dir>/.<name>.backup/``) when started again.
@@ -866,10 +419,11 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
 
     Returns:
         summary (dict): What was written to ``<name>.json``
+
+    Raises:
+        CTCChromaError: Unknown kind or monitor, or no training or validation items
     """
     import keras
-
-    from .model import load_model
 
     if config.kind not in TRAINING_KINDS:
         raise CTCChromaError(f'unknown training kind {config.kind!r}; '
@@ -882,21 +436,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = out_dir / f'.{name}.backup'
-    if not resume and backup_dir.exists():
-        import shutil
-        shutil.rmtree(backup_dir)
-
     log_path = out_dir / f'{name}.log.csv'
-    # A backup means an interrupted run to resume; without one, the run starts afresh.
-    resuming = backup_dir.exists()
-    if not resuming and log_path.exists():
-        log_path.unlink()
-    earlier = read_training_log(log_path) if resuming and log_path.exists() else []
-    first_epoch = len(earlier)
-    previous_best = None
-    if earlier and (out_dir / f'.{name}.best.weights.h5').exists():
-        values = [row[config.monitor] for row in earlier if config.monitor in row]
-        previous_best = (max if config.monitor == 'val_mrr' else min)(values) if values else None
+    first_epoch, previous_best = _previous_run(out_dir, name, config.monitor, resume)
 
     _set_determinism(config.seed)
     train_examples = load_examples(train_items, config.kind, config.margin, progress,
@@ -906,11 +447,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
                                               config.seed, config.pitch_shift, first_epoch)
     valid_data, valid_steps = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
 
-    model = build_training_model(resolve_precision(config.precision))
-    if config.init == 'harmonic-prior':
-        harmonic_prior_init(model)
-    elif config.init:
-        model.set_weights(load_model(config.init).get_weights())
+    model = _initial_model(config)
     trainer = windowed_model(model)
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config, train_steps),
                                       clipnorm=config.clipnorm or None)
@@ -944,9 +481,23 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
     weights_path = out_dir / f'{name}.weights.h5'
     if best_path.exists():
         os.replace(best_path, weights_path)
+    summary = _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch,
+                             seconds, timer.median_frames_per_second(), weights_path)
+    if backup_dir.exists():
+        import shutil
+        shutil.rmtree(backup_dir)
+    return summary
+
+
+def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch, seconds,
+                   frames_per_second, weights_path):
+    """Write ``<name>.json`` and ``<name>.png`` of a finished run; returns the summary."""
+    from .plots import plot_training_log
+
+    log_path = out_dir / f'{name}.log.csv'
     history = read_training_log(log_path)
-    sign = -1.0 if monitor == 'val_mrr' else 1.0
-    best = min(history, key=lambda row: sign * row[monitor]) if history else {}
+    sign = -1.0 if config.monitor == 'val_mrr' else 1.0
+    best = min(history, key=lambda row: sign * row[config.monitor]) if history else {}
     summary = {
         'name': name,
         'config': asdict(config),
@@ -955,19 +506,17 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, name=None,
         'train_frames_per_epoch': frames_per_epoch,
         'epochs_run': len(history),
         'best_epoch': int(best.get('epoch', -1)) + 1,
-        'monitor': monitor,
+        'monitor': config.monitor,
         'best_val_loss': best.get('val_loss'),
         'best_val_mrr': best.get('val_mrr'),
         'seconds_this_run': round(seconds, 1),
-        'median_train_frames_per_second': timer.median_frames_per_second(),
+        'median_train_frames_per_second': frames_per_second,
         'weights': weights_path.name,
     }
     with atomic_path(out_dir / f'{name}.json') as tmp:
         Path(tmp).write_text(json.dumps(summary, indent=2) + '\n')
-    plot_training_log(log_path, out_dir / f'{name}.png', title=f'{name}: {config.kind} loss')
-    if backup_dir.exists():
-        import shutil
-        shutil.rmtree(backup_dir)
+    plot_training_log(log_path, png_path=out_dir / f'{name}.png',
+                      title=f'{name}: {config.kind} loss')
     return summary
 
 
@@ -1013,79 +562,6 @@ def read_training_log(path):
     # A resumed run appends; keep the last entry of every epoch.
     by_epoch = {int(row['epoch']): row for row in rows}
     return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def plot_training_log(log_path, png_path=None, title=None, ax=None, history=None):
-    """Plot a training log per epoch: losses, and validation MRR and blank share.
-
-    Notebook: 04_Model_and_Training.ipynb
-
-    CTC logs show the loss per note, with ln 12 marked: what a model pays that knows
-    where the notes are but not their chroma (the blank plateau). On the right axis, the
-    validation retrieval MRR and the share of validation frames where the blank wins.
-
-    Args:
-        log_path (str or Path): CSV log of :func:`train` (None when ``history`` is given)
-        png_path (str or Path): Save the figure here (Default value = None)
-        title (str): Axes title (Default value = None: the log's name)
-        ax (matplotlib.axes.Axes): Draw into these axes (Default value = None: a new figure)
-        history (list of dict): Rows as from :func:`read_training_log` instead of a file
-
-    Returns:
-        ax (matplotlib.axes.Axes)
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    if history is None:
-        history = read_training_log(log_path)
-    epochs = [int(r['epoch']) + 1 for r in history]
-    own = ax is None
-    if own and png_path is not None:
-        # A figure outside pyplot: saving it touches neither the backend nor the figures
-        # of a notebook that calls this.
-        from matplotlib.figure import Figure
-        fig = Figure(figsize=(6.4, 4.0))
-        ax = fig.subplots()
-    elif own:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    per_note = bool(history) and all('val_loss_per_note' in r for r in history)
-    key, unit = ('loss_per_note', 'note') if per_note else ('loss', 'item')
-    ax.plot(epochs, [r[key] for r in history], 'o-', ms=4, label='training loss')
-    ax.plot(epochs, [r[f'val_{key}'] for r in history], 's-', ms=4, label='validation loss')
-    if per_note:
-        from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-        ax.axhline(np.log(12), color='gray', ls=':', lw=1, label='ln 12')
-        ax.set_yscale('log')
-        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(ScalarFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel('Epoch')
-    ax.set_ylabel(f'Loss per {unit}')
-    ax.set_title(title or (Path(log_path).stem if log_path else ''))
-    handles, labels = ax.get_legend_handles_labels()
-    extra = [(k, name, style) for k, name, style in
-             (('val_mrr', 'validation MRR', ('d--', 'tab:green')),
-              ('val_blank_share', 'validation blank share', ('^:', 'tab:purple')))
-             if history and all(k in r for r in history)]
-    if extra:
-        right = ax.twinx()
-        for k, name, (marker, color) in extra:
-            right.plot(epochs, [r[k] for r in history], marker, ms=4, color=color, label=name)
-        right.set_ylabel('MRR, blank share')
-        right.set_ylim(0, 1.05)
-        more_handles, more_labels = right.get_legend_handles_labels()
-        handles, labels = handles + more_handles, labels + more_labels
-    ax.legend(handles, labels, fontsize='small', loc='upper center', ncol=3,
-              bbox_to_anchor=(0.5, -0.2), frameon=False)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    if own:
-        fig.tight_layout()
-        if png_path is not None:
-            with atomic_path(png_path) as tmp:
-                fig.savefig(tmp, dpi=100)
-    return ax
 
 
 def split_items(items, train_folds, valid_folds):

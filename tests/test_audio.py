@@ -4,26 +4,22 @@ import pytest
 import soundfile as sf
 
 from ctc_chroma_lib.audio import audio_duration, load_audio
+from conftest import sine
 from ctc_chroma_lib.errors import CTCChromaError
 
 SR = 22050
 
 
-def _tone(seconds, sr=SR, freq=440.0):
-    t = np.arange(int(seconds * sr)) / sr
-    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
 def test_load_audio_returns_mono_float32_at_22050(tmp_path):
     path = tmp_path / 'tone.wav'
-    sf.write(path, _tone(1.0), SR)
+    sf.write(path, sine(1.0), SR)
     y = load_audio(path)
     assert y.dtype == np.float32 and y.ndim == 1 and len(y) == SR
 
 
 def test_load_audio_mixes_stereo_down_to_the_channel_mean(tmp_path):
     path = tmp_path / 'stereo.wav'
-    left = _tone(0.5)
+    left = sine(0.5)
     sf.write(path, np.stack([left, np.zeros_like(left)], axis=1), SR, subtype='FLOAT')
     y = load_audio(path)
     assert y.ndim == 1
@@ -32,7 +28,7 @@ def test_load_audio_mixes_stereo_down_to_the_channel_mean(tmp_path):
 
 def test_load_audio_resamples_other_rates(tmp_path):
     path = tmp_path / 'tone_44k.wav'
-    sf.write(path, _tone(1.0, sr=44100), 44100)
+    sf.write(path, sine(1.0, sr=44100), 44100)
     y = load_audio(path)
     assert len(y) == SR
     spectrum = np.abs(np.fft.rfft(y))
@@ -41,7 +37,7 @@ def test_load_audio_resamples_other_rates(tmp_path):
 
 def test_load_audio_reads_ogg(tmp_path):
     path = tmp_path / 'tone.ogg'
-    sf.write(path, _tone(1.0), SR)
+    sf.write(path, sine(1.0), SR)
     assert abs(len(load_audio(path)) - SR) < 100
 
 
@@ -86,7 +82,7 @@ def test_directory_is_not_an_audio_file(tmp_path):
 
 def test_audio_duration_in_seconds(tmp_path):
     path = tmp_path / 'tone.wav'
-    sf.write(path, _tone(1.5), SR)
+    sf.write(path, sine(1.5), SR)
     assert audio_duration(path) == pytest.approx(1.5)
 
 

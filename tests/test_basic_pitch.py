@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import harmonic_tones
 from ctc_chroma_lib import basic_pitch_chroma as bp
 from ctc_chroma_lib.errors import CTCChromaError
 
@@ -19,15 +20,9 @@ except (CTCChromaError, ImportError) as error:
                 allow_module_level=True)
 
 
-def tones(pitches, seconds=3.0, harmonics=4):
+def tones(pitches, seconds=3.0):
     """Harmonic tones of the given MIDI pitches sounding together, with an attack."""
-    t = np.arange(int(seconds * SR)) / SR
-    y = np.zeros_like(t)
-    for pitch in pitches:
-        f0 = 440 * 2 ** ((pitch - 69) / 12)
-        y += sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, harmonics + 1))
-    envelope = np.minimum(1, t / 0.02) * np.exp(-t / 4)
-    return (0.2 * y * envelope / len(pitches)).astype(np.float32)
+    return harmonic_tones(pitches, seconds, harmonics=4, gain=0.2, attack=0.02, decay=4)
 
 
 @pytest.fixture(scope='module')

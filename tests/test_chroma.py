@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import harmonic_tones, sine
 from ctc_chroma_lib import chroma as chroma_lib
+from ctc_chroma_lib import kinds
 from ctc_chroma_lib import model as model_lib
 from ctc_chroma_lib.cli import main
 from ctc_chroma_lib.errors import CTCChromaError
@@ -38,9 +40,7 @@ def shipped_teaching(seeded_weights, weights_dir):
 
 
 def write_tone(path, seconds=1.5, pitch=69, amplitude=0.3):
-    t = np.arange(int(seconds * SR)) / SR
-    y = sum(np.sin(2 * np.pi * k * 440.0 * 2 ** ((pitch - 69) / 12) * t) / k for k in range(1, 4))
-    sf.write(path, (amplitude * y / 3).astype(np.float32), SR)
+    sf.write(path, harmonic_tones([pitch], seconds, harmonics=3, gain=amplitude / 3), SR)
     return path
 
 
@@ -123,10 +123,9 @@ def test_compute_chroma_without_cache_writes_no_cache(tone, shipped_teaching, tm
 
 @pytest.mark.skipif(not PUBLISHED_MODEL_IDS, reason="the authors' package is not installed")
 def test_compute_chroma_published_model_finds_the_pitch_class_of_a_sine(tmp_path):
-    t = np.arange(2 * SR) / SR
-    sine = tmp_path / 'a4.wav'
-    sf.write(sine, (0.3 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32), SR)
-    chroma, times = chroma_lib.compute_chroma(sine, 'published:v2_ctc_train123valid4')
+    a4 = tmp_path / 'a4.wav'
+    sf.write(a4, sine(2.0, amplitude=0.3), SR)
+    chroma, times = chroma_lib.compute_chroma(a4, 'published:v2_ctc_train123valid4')
     assert_unit_columns(chroma)
     # (Synthetic tones with overtones are outside what the published models learned;
     # a pure sine is unambiguous.)
@@ -145,7 +144,7 @@ def test_compute_chroma_unknown_kind_lists_the_valid_kinds(tone):
     with pytest.raises(CTCChromaError) as err:
         chroma_lib.compute_chroma(tone, 'chromagram')
     assert 'chromagram' in str(err.value)
-    assert all(kind in str(err.value) for kind in chroma_lib.FEATURE_TYPES)
+    assert all(kind in str(err.value) for kind in kinds.FEATURE_TYPES)
 
 
 def test_compute_chroma_missing_shipped_weights_say_make_train(tone, weights_dir):
@@ -154,8 +153,8 @@ def test_compute_chroma_missing_shipped_weights_say_make_train(tone, weights_dir
 
 
 def test_feature_types():
-    assert chroma_lib.FEATURE_TYPES == ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
-    assert set(chroma_lib.COMPUTED_KINDS) == {'cqt', 'cens', 'basic-pitch'}
+    assert kinds.FEATURE_TYPES == ('ctc', 'strong', 'linear', 'cqt', 'cens', 'basic-pitch')
+    assert set(kinds.COMPUTED_KINDS) == {'cqt', 'cens', 'basic-pitch'}
 
 
 # --- the command line --------------------------------------------------------------------

@@ -174,6 +174,19 @@ def test_generator_reproduces_the_first_items_exactly(tmp_path):
         for folder in ('data_CSV', 'data_ALIGNMENT'):
             name = f'{folder}/{row["MTDID"]}.csv'
             assert (out / name).read_text() == (ROOT / name).read_text(), name
+    # the README comes from the template in the package data; its head has no statistics
+    head = (ROOT / 'README.md').read_text().split('## Contents')[0]
+    assert (out / 'README.md').read_text().startswith(head)
+
+
+@pytest.mark.parametrize('args, message', [(['--jobs', '0'], '--jobs'),
+                                           (['--n-items', '0'], '--n-items')])
+def test_cli_dataset_rejects_bad_arguments_in_one_line(tmp_path, capsys, args, message):
+    from ctc_chroma_lib.cli import main
+    assert main(['dataset', '--out', str(tmp_path / 'd')] + args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / 'd').exists()
 
 
 def _copy_items(tmp_path, n=2):

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from conftest import sine
 from ctc_chroma_lib import features
 from ctc_chroma_lib.constants import HCQT
 from ctc_chroma_lib.errors import CTCChromaError
@@ -14,11 +15,6 @@ from ctc_chroma_lib.features import hcqt, hcqt_file, hcqt_reference
 SR = HCQT.sr
 REFERENCE_AUDIO = (Path(__file__).resolve().parents[1].parent / 'shared' / 'reference_audio'
                    / 'Beethoven_Op002-2-01_Pitman.wav')
-
-
-def _tone(seconds=3.0, freq=440.0, sr=SR):
-    t = np.arange(int(seconds * sr)) / sr
-    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
 
 
 def _chord(seconds=2.0, sr=SR):
@@ -38,7 +34,7 @@ def _assert_close_to_reference(fast, reference):
 
 @pytest.fixture(scope='module')
 def tone_hcqt():
-    return hcqt(_tone())
+    return hcqt(sine(3.0))
 
 
 def test_hcqt_shape_dtype_and_value_range(tone_hcqt):
@@ -82,13 +78,13 @@ def test_hcqt_matches_reference_on_real_audio():
 
 
 def test_hcqt_mixes_stereo_down(tone_hcqt):
-    y = _tone()
+    y = sine(3.0)
     stereo, _ = hcqt(np.stack([y, y]))
     np.testing.assert_allclose(stereo, tone_hcqt[0], atol=1e-5)
 
 
 def test_hcqt_resamples_other_sampling_rates(tone_hcqt):
-    features_44k, times = hcqt(_tone(sr=44100), sr=44100)
+    features_44k, times = hcqt(sine(3.0, sr=44100), sr=44100)
     assert features_44k.shape == tone_hcqt[0].shape
     assert np.abs(features_44k - tone_hcqt[0]).mean() < 0.01
 
@@ -105,7 +101,7 @@ def test_hcqt_of_audio_shorter_than_one_frame_is_an_error():
 
 
 def test_hcqt_rejects_non_finite_samples():
-    y = _tone(0.5)
+    y = sine(0.5)
     y[100] = np.nan
     with pytest.raises(CTCChromaError, match='NaN'):
         hcqt(y)
@@ -133,7 +129,7 @@ def test_median_binning_equals_librosa_sync():
 @pytest.fixture
 def tone_file(tmp_path):
     path = tmp_path / 'tone.wav'
-    sf.write(path, _tone(1.0), SR)
+    sf.write(path, sine(1.0), SR)
     return path
 
 
@@ -161,7 +157,7 @@ def test_hcqt_file_second_call_reads_the_cache(tone_file, tmp_path, monkeypatch)
 def test_hcqt_file_recomputes_when_the_content_changes(tone_file, tmp_path, monkeypatch):
     calls = _count_computations(monkeypatch)
     first, _ = hcqt_file(tone_file, cache_dir=tmp_path / 'cache')
-    sf.write(tone_file, _tone(1.0, freq=220.0), SR)
+    sf.write(tone_file, sine(1.0, freq=220.0), SR)
     second, _ = hcqt_file(tone_file, cache_dir=tmp_path / 'cache')
     assert len(calls) == 2
     assert not np.array_equal(first, second)

@@ -2,30 +2,27 @@
 import numpy as np
 import pytest
 
+from conftest import sine
 from ctc_chroma_lib.constants import CHROMA_NAMES, HCQT
 from ctc_chroma_lib.errors import CTCChromaError
 from ctc_chroma_lib.features import hcqt
-from ctc_chroma_lib.standard_chroma import chroma_cens, chroma_cqt, normalize_columns
+from ctc_chroma_lib.normalization import normalize_columns
+from ctc_chroma_lib.standard_chroma import chroma_cens, chroma_cqt
 
 SR = HCQT.sr
 KINDS = [chroma_cqt, chroma_cens]
 
 
-def _tone(seconds=2.0, freq=440.0):
-    t = np.arange(int(seconds * SR)) / SR
-    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
 @pytest.mark.parametrize('compute', KINDS)
 def test_chroma_has_12_rows_float32_and_25_hz_times(compute):
-    chroma, times = compute(_tone())
+    chroma, times = compute(sine(2.0))
     assert chroma.shape == (12, len(times)) and chroma.dtype == np.float32
     np.testing.assert_allclose(np.diff(times), 1.0 / HCQT.feature_rate, atol=1e-5)
 
 
 @pytest.mark.parametrize('compute', KINDS)
 def test_chroma_has_as_many_frames_as_the_hcqt(compute):
-    y = _tone(2.37)
+    y = sine(2.37)
     chroma, times = compute(y)
     _, hcqt_times = hcqt(y)
     np.testing.assert_array_equal(times, hcqt_times)
@@ -33,13 +30,13 @@ def test_chroma_has_as_many_frames_as_the_hcqt(compute):
 
 @pytest.mark.parametrize('compute', KINDS)
 def test_chroma_columns_have_unit_norm(compute):
-    chroma, _ = compute(_tone())
+    chroma, _ = compute(sine(2.0))
     np.testing.assert_allclose(np.linalg.norm(chroma, axis=0), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize('compute', KINDS)
 def test_chroma_of_a_440_hz_tone_peaks_at_a(compute):
-    chroma, _ = compute(_tone())
+    chroma, _ = compute(sine(2.0))
     assert CHROMA_NAMES[int(np.argmax(chroma.mean(axis=1)))] == 'A'
 
 

@@ -7,7 +7,8 @@ import pytest
 from ctc_chroma_lib.constants import BLANK_INDEX
 from ctc_chroma_lib.errors import CTCChromaError
 from ctc_chroma_lib.themes import ThemeNote
-from ctc_chroma_lib import training
+from ctc_chroma_lib import batching, losses, training
+from ctc_chroma_lib import labels as labels_lib
 
 
 def notes(*pitches, dur=0.5, start=0.0):
@@ -16,31 +17,31 @@ def notes(*pitches, dur=0.5, start=0.0):
 
 def test_label_sequence_keeps_repeated_notes():
     # C C D: CTC needs both Cs; merging them would drop a note of the theme.
-    assert training.label_sequence(notes(60, 72, 62)).tolist() == [0, 0, 2]
+    assert labels_lib.label_sequence(notes(60, 72, 62)).tolist() == [0, 0, 2]
 
 
 def test_label_sequence_is_pitch_class():
-    assert training.label_sequence(notes(59, 61, 70)).tolist() == [11, 1, 10]
+    assert labels_lib.label_sequence(notes(59, 61, 70)).tolist() == [11, 1, 10]
 
 
 def test_segment_frames_cover_the_weak_segment():
     times = np.arange(100) / 25.0
-    first, last = training.segment_frames(times, 1.0, 2.0)
+    first, last = labels_lib.segment_frames(times, 1.0, 2.0)
     assert times[first] == pytest.approx(1.0) and times[last - 1] == pytest.approx(2.0)
-    first_m, last_m = training.segment_frames(times, 1.0, 2.0, margin=0.2)
+    first_m, last_m = labels_lib.segment_frames(times, 1.0, 2.0, margin=0.2)
     assert (first - first_m, last_m - last) == (5, 5)
 
 
 def test_segment_frames_never_empty():
     times = np.arange(10) / 25.0
-    first, last = training.segment_frames(times, 5.0, 6.0)
+    first, last = labels_lib.segment_frames(times, 5.0, 6.0)
     assert last - first >= 1 and last <= 10
 
 
 def test_strong_frame_labels_blank_between_notes():
     aligned = [ThemeNote(0.0, 0.2, 60), ThemeNote(0.4, 0.2, 64)]
     times = np.arange(0, 0.8, 0.04)
-    labels = training.strong_frame_labels(aligned, times)
+    labels = labels_lib.strong_frame_labels(aligned, times)
     assert labels[0] == 0 and labels[12] == 4
     assert labels[7] == BLANK_INDEX and labels[-1] == BLANK_INDEX
 
@@ -48,7 +49,7 @@ def test_strong_frame_labels_blank_between_notes():
 def test_linear_frame_labels_stretch_the_score_over_the_weak_segment():
     theme = notes(60, 62, 64, 65, dur=1.0)  # 4 s in the score
     times = np.arange(0, 10, 0.04)
-    labels = training.linear_frame_labels(theme, (2.0, 4.0), times)  # played in 2 s
+    labels = labels_lib.linear_frame_labels(theme, (2.0, 4.0), times)  # played in 2 s
     inside = labels[(times >= 2.0) & (times < 4.0)]
     assert list(dict.fromkeys(inside.tolist())) == [0, 2, 4, 5]
     assert np.sum(inside == 0) == pytest.approx(12, abs=1)
@@ -57,33 +58,33 @@ def test_linear_frame_labels_stretch_the_score_over_the_weak_segment():
 
 def test_length_batches_group_similar_lengths_within_budget():
     lengths = [10, 200, 12, 190, 11, 205]
-    batches = training.length_batches(lengths, batch_frames=420, quantum=16)
+    batches = batching.length_batches(lengths, batch_frames=420, quantum=16)
     assert sorted(np.concatenate(batches).tolist()) == list(range(6))
     for b in batches:
-        assert training.padded_length(max(lengths[i] for i in b), 16) * len(b) <= 420
+        assert batching.padded_length(max(lengths[i] for i in b), 16) * len(b) <= 420
     assert any(set(b.tolist()) == {0, 2, 4} for b in batches)
 
 
 def test_length_batches_use_few_padded_shapes():
     lengths = list(range(30, 330, 7))
-    batches = training.length_batches(lengths, batch_frames=512, quantum=64)
-    shapes = {(len(b), training.padded_length(max(lengths[i] for i in b), 64)) for b in batches}
-    padded = {training.padded_length(n, 64) for n in lengths}
+    batches = batching.length_batches(lengths, batch_frames=512, quantum=64)
+    shapes = {(len(b), batching.padded_length(max(lengths[i] for i in b), 64)) for b in batches}
+    padded = {batching.padded_length(n, 64) for n in lengths}
     assert len(shapes) <= 2 * len(padded)
     for b in batches:
-        assert len(b) * training.padded_length(max(lengths[i] for i in b), 64) <= 512 or len(b) == 1
+        assert len(b) * batching.padded_length(max(lengths[i] for i in b), 64) <= 512 or len(b) == 1
 
 
 def test_pad_batch_pads_to_the_frame_quantum():
     ex = make_examples(np.random.default_rng(0))
-    x, y = training.pad_batch(ex[:2], 'ctc')
-    assert x.shape[1] == training.FRAME_QUANTUM and y[:, 0].tolist() == [30, 40]
+    x, y = batching.pad_batch(ex[:2], 'ctc')
+    assert x.shape[1] == batching.FRAME_QUANTUM and y[:, 0].tolist() == [30, 40]
 
 
 def test_length_batches_shuffle_is_seeded():
     lengths = list(range(5, 200, 5))
-    a = training.length_batches(lengths, 300, np.random.default_rng(1))
-    b = training.length_batches(lengths, 300, np.random.default_rng(1))
+    a = batching.length_batches(lengths, 300, np.random.default_rng(1))
+    b = batching.length_batches(lengths, 300, np.random.default_rng(1))
     assert [x.tolist() for x in a] == [x.tolist() for x in b]
 
 
@@ -92,13 +93,13 @@ def make_examples(rng, n=4, t=(30, 40, 35, 50)):
     for i in range(n):
         x = rng.random((t[i], 216, 6), dtype=np.float32)
         labels = rng.integers(0, 12, size=4).astype(np.int32)
-        out.append(training.Example(f'X{i}', x, labels, np.full(t[i], BLANK_INDEX, np.int32)))
+        out.append(batching.Example(f'X{i}', x, labels, np.full(t[i], BLANK_INDEX, np.int32)))
     return out
 
 
 def test_pad_batch_ctc_carries_lengths():
     ex = make_examples(np.random.default_rng(0))
-    x, y = training.pad_batch(ex[:2], "ctc", quantum=1)
+    x, y = batching.pad_batch(ex[:2], "ctc", quantum=1)
     assert x.shape == (2, 40, 216, 6)
     assert y[:, 0].tolist() == [30, 40] and y[:, 1].tolist() == [4, 4]
     assert np.all(x[0, 30:] == 0)
@@ -106,7 +107,7 @@ def test_pad_batch_ctc_carries_lengths():
 
 def test_pad_batch_framewise_marks_padding():
     ex = make_examples(np.random.default_rng(0))
-    _, y = training.pad_batch(ex[:2], "strong", quantum=1)
+    _, y = batching.pad_batch(ex[:2], "strong", quantum=1)
     assert y.shape == (2, 40) and np.all(y[0, 30:] == -1) and np.all(y[1] >= 0)
 
 
@@ -116,7 +117,7 @@ def test_ctc_loss_matches_numpy_forward_on_a_toy_batch():
     probs = rng.random((1, 6, 13)).astype(np.float32)
     probs /= probs.sum(-1, keepdims=True)
     y = np.array([[6, 2, 3, 3]], dtype=np.int32)  # T=6, L=2, labels D# D#
-    loss = float(training.ctc_loss(tf.constant(y), tf.constant(probs))[0])
+    loss = float(losses.ctc_loss(tf.constant(y), tf.constant(probs))[0])
     # Brute force: sum over all 13^6 paths is too many; use the 3-symbol sub-lattice instead.
     from itertools import product
     total = 0.0
@@ -131,7 +132,7 @@ def test_framewise_loss_ignores_padding():
     import tensorflow as tf
     probs = np.full((1, 3, 13), 1 / 13, dtype=np.float32)
     y = np.array([[0, 1, -1]], dtype=np.int32)
-    loss = float(training.framewise_loss(tf.constant(y), tf.constant(probs))[0])
+    loss = float(losses.framewise_loss(tf.constant(y), tf.constant(probs))[0])
     assert loss == pytest.approx(2 * np.log(13), rel=1e-4)
 
 
@@ -140,9 +141,9 @@ def test_a_few_ctc_training_steps_lower_the_loss():
     from ctc_chroma_lib.model import build_model
     keras.utils.set_random_seed(0)
     ex = make_examples(np.random.default_rng(0))
-    x, y = training.pad_batch(ex, 'ctc')
+    x, y = batching.pad_batch(ex, 'ctc')
     model = build_model()
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=training.ctc_loss)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=losses.ctc_loss)
     before = float(model.evaluate(x, y, verbose=0))
     model.fit(x, y, epochs=8, batch_size=4, verbose=0)
     after = float(model.evaluate(x, y, verbose=0))
@@ -164,7 +165,8 @@ def test_training_log_keeps_the_last_entry_of_resumed_epochs(tmp_path):
     log.write_text('epoch,loss,val_loss\n0,5,6\n1,4,5\n1,3.5,4.5\n2,3,4\n')
     rows = training.read_training_log(log)
     assert [r['loss'] for r in rows] == [5, 3.5, 3]
-    training.plot_training_log(log, tmp_path / 'x.png')
+    from ctc_chroma_lib.plots import plot_training_log
+    plot_training_log(log, png_path=tmp_path / 'x.png')
     assert (tmp_path / 'x.png').stat().st_size > 1000
 
 
@@ -235,16 +237,16 @@ def example_with_notes(t=20):
     x[:, 30, :] = 1.0  # bin 30: chroma (30 // 3) % 12 = 10 = A#
     frame_labels = np.full(t, BLANK_INDEX, np.int32)
     frame_labels[5:10] = 10
-    return training.Example('X', x, np.array([10, 0], np.int32), frame_labels)
+    return batching.Example('X', x, np.array([10, 0], np.int32), frame_labels)
 
 
 def test_transpose_example_moves_bins_and_labels_together():
     ex = example_with_notes()
-    up = training.transpose_example(ex, 2)  # A# + 2 semitones = C
+    up = batching.transpose_example(ex, 2)  # A# + 2 semitones = C
     assert np.argmax(up.x[0, :, 1]) == 36 and up.x[0, 30, 1] == 0
     assert up.labels.tolist() == [0, 2]
     assert up.frame_labels[5] == 0 and up.frame_labels[0] == BLANK_INDEX
-    down = training.transpose_example(ex, -3)  # A# - 3 = G
+    down = batching.transpose_example(ex, -3)  # A# - 3 = G
     assert down.labels.tolist() == [7, 9] and np.argmax(down.x[0, :, 1]) == 21
     # every (frame, harmonic) vector stays a unit vector, as model.prepare_input makes it
     np.testing.assert_allclose(np.linalg.norm(up.x, axis=1), 1.0, rtol=1e-6)
@@ -252,16 +254,16 @@ def test_transpose_example_moves_bins_and_labels_together():
 
 def test_transpose_example_fills_empty_vectors_like_prepare_input():
     ex = example_with_notes()
-    gone = training.transpose_example(ex, 62)  # the only bin is shifted out of the 216
+    gone = batching.transpose_example(ex, 62)  # the only bin is shifted out of the 216
     np.testing.assert_allclose(gone.x, 1 / np.sqrt(216), rtol=1e-6)
 
 
 def test_crop_example_keeps_the_core_and_varies_the_margin():
     ex = example_with_notes(40)
     ex.core = (10, 30)
-    assert len(training.crop_example(ex).x) == 20  # validation: the core alone
+    assert len(batching.crop_example(ex).x) == 20  # validation: the core alone
     rng = np.random.default_rng(0)
-    crops = [training.crop_example(ex, rng) for _ in range(50)]
+    crops = [batching.crop_example(ex, rng) for _ in range(50)]
     for crop in crops:
         assert 20 <= len(crop.x) <= 40 and len(crop.frame_labels) == len(crop.x)
         assert crop.core is None
@@ -273,8 +275,8 @@ def test_make_example_with_random_margin_marks_the_core():
     from ctc_chroma_lib.features import hcqt_file
     item = load_dataset(folds=(1,))[1]
     hcqt, times = hcqt_file(item.audio_path)
-    plain = training.make_example(item, hcqt, times, 'ctc')
-    wide = training.make_example(item, hcqt, times, 'ctc', random_margin=0.5)
+    plain = batching.make_example(item, hcqt, times, 'ctc')
+    wide = batching.make_example(item, hcqt, times, 'ctc', random_margin=0.5)
     first, last = wide.core
     np.testing.assert_array_equal(wide.x[first:last], plain.x)
     assert first > 0 and last - first == len(plain.x)
@@ -302,10 +304,10 @@ def test_loss_per_note_metric_divides_the_summed_loss_by_the_notes():
     probs = rng.random((2, 8, 13)).astype(np.float32)
     probs /= probs.sum(-1, keepdims=True)
     y = np.array([[8, 2, 3, 5, 0], [6, 3, 1, 2, 1]], dtype=np.int32)
-    metric = training.ctc_loss_per_note_metric()
+    metric = losses.ctc_loss_per_note_metric()
     metric.update_state(tf.constant(y), tf.constant(probs))
-    losses = training.ctc_loss(tf.constant(y), tf.constant(probs)).numpy()
-    assert float(metric.result()) == pytest.approx(losses.sum() / 5, rel=1e-5)
+    per_item = losses.ctc_loss(tf.constant(y), tf.constant(probs)).numpy()
+    assert float(metric.result()) == pytest.approx(per_item.sum() / 5, rel=1e-5)
 
 
 def test_ctc_fit_diagnostics_tell_a_peaky_model_from_a_flat_one():
@@ -320,8 +322,8 @@ def test_ctc_fit_diagnostics_tell_a_peaky_model_from_a_flat_one():
         peaky[:, t] = 0.001
         peaky[note.chroma, t] = 1.0
     peaky /= peaky.sum(axis=0)
-    d_flat = training.ctc_fit_diagnostics([(item, flat)])
-    d_peaky = training.ctc_fit_diagnostics([(item, peaky)])
+    d_flat = losses.ctc_fit_diagnostics([(item, flat)])
+    d_peaky = losses.ctc_fit_diagnostics([(item, peaky)])
     assert d_flat['blank_share'] == 0 and d_peaky['blank_share'] > 0.8
     assert d_peaky['loss_per_note'] < 1.0 and d_flat['loss_per_note'] > 10
     assert d_peaky['n_notes'] == len(item.theme)
@@ -339,8 +341,8 @@ def test_shipped_models_were_trained_with_the_default_configuration(kind):
 
 def test_a_resumed_pipeline_continues_the_random_streams_of_its_epoch():
     examples = make_examples(np.random.default_rng(0), n=4)
-    fresh, steps = training.make_tf_dataset(examples, 'ctc', 64, seed=0, pitch_shift=6)
-    resumed, _ = training.make_tf_dataset(examples, 'ctc', 64, seed=0, pitch_shift=6, first_epoch=1)
+    fresh, steps = batching.make_tf_dataset(examples, 'ctc', 64, seed=0, pitch_shift=6)
+    resumed, _ = batching.make_tf_dataset(examples, 'ctc', 64, seed=0, pitch_shift=6, first_epoch=1)
     fresh_batches = [x.numpy() for x, _ in fresh.take(2 * steps)]
     resumed_batches = [x.numpy() for x, _ in resumed.take(steps)]
     for a, b in zip(fresh_batches[steps:], resumed_batches):

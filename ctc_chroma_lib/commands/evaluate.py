@@ -105,7 +105,7 @@ def run(args):
         if not kinds:
             raise CTCChromaError('no feature type is available')
     items = load_dataset(args.dataset,
-                         folds=parse_folds(args.folds or ','.join(map(str, TEST_FOLDS))))
+                         folds=parse_folds(args.folds or ','.join(map(str, evaluation.TEST_FOLDS))))
     result = evaluation.evaluate(items, kinds, tempo=tempos if len(tempos) > 1 else tempos[0],
                                  stepsize=args.stepsize,
                                  transposition_invariant=args.transposition_invariant)
@@ -185,7 +185,7 @@ def run_cv(args):
     if not kinds and not published:
         raise CTCChromaError('no feature type is available')
     reference = 'ctc' if 'ctc' in kinds else (kinds or published)[0]
-    result = evaluation.evaluate_cv(items, kinds, published, tempo=tempos[0],
+    result = evaluation.evaluate_cv(items, kinds, published=published, tempo=tempos[0],
                                     stepsize=args.stepsize,
                                     transposition_invariant=args.transposition_invariant,
                                     reference=reference)
