@@ -221,3 +221,29 @@ def test_cli_cv_names_the_missing_split_model_and_how_to_train_it(capsys, weight
 def test_cli_cv_rejects_folds(capsys):
     assert main(['evaluate', '--cv', '--folds', '5']) == 2
     assert '--folds' in capsys.readouterr().err
+
+
+def test_cli_evaluates_the_default_test_fold_of_a_dataset(tmp_path, capsys):
+    """Without --folds, the default test fold (5) of the given dataset is evaluated."""
+    import csv
+    import shutil
+
+    from ctc_chroma_lib.dataset import DEFAULT_DATASET
+    with open(DEFAULT_DATASET / 'MTD-teaching.csv', newline='') as f:
+        rows = list(csv.reader(f, delimiter=';'))
+    fold = rows[0].index('Fold')
+    keep = [rows[0]] + [r for r in rows[1:] if r[fold] == '5'][:3] + \
+        [r for r in rows[1:] if r[fold] == '4'][:1]
+    root = tmp_path / 'small'
+    for folder in ('data_AUDIO', 'data_CSV', 'data_ALIGNMENT'):
+        (root / folder).mkdir(parents=True)
+        for row in keep[1:]:
+            for path in (DEFAULT_DATASET / folder).glob(f'{row[0]}.*'):
+                shutil.copy(path, root / folder / path.name)
+    with open(root / 'MTD-teaching.csv', 'w', newline='') as f:
+        csv.writer(f, delimiter=';', lineterminator='\n').writerows(keep)
+    out = tmp_path / 'r.json'
+    assert main(['evaluate', '--dataset', str(root), '--features', 'cqt', '--json', str(out)]) == 0
+    import json
+    result = json.loads(out.read_text())
+    assert result['folds'] == [5] and result['features']['cqt']['n_queries'] == 3
