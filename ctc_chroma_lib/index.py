@@ -6,7 +6,19 @@ Layout of an index directory::
 
     manifest.json                 feature kind, parameters, and one entry per recording
     features/<key>-<hash>.npz     chroma (12 x T float32) and times (T,) of one recording
+    pack/<digest>.chroma.npy      all recordings' chroma, frames x 12 float16, for queries
+    pack/<digest>.coarse.npy      the same averaged over 4 frames, frames x 12 float32
     .lock                         held by the one run that may write to the index
+
+The per-recording ``.npz`` files are what an ``index`` run writes and checkpoints; at its
+end it *packs* them into two arrays (``pack/``) that queries memory-map instead of opening
+thousands of files: the chroma as float16 (half the bytes, rankings unchanged, see
+``bench/bench_scale.py``) and the coarse features of the two-stage search
+(:mod:`ctc_chroma_lib.search`). Recordings are stored in the manifest's order, one after the
+other; offsets follow from the frame counts. The pack is named by a digest of the entries
+it holds, so a pack never overwrites the one the manifest points to; a pack that does not
+match the entries (an interrupted run) is ignored by queries, which then read the ``.npz``
+files (the same results, slower), and rebuilt by the next run.
 
 What an index guarantees:
 
@@ -53,14 +65,22 @@ from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import (atomic_path, exclusive_lock, is_locked, read_regular_file, sha256_bytes,
                      sha256_file)
+from .normalization import normalize_columns
 
 INDEX_FORMAT = 'ctc-chroma-index'
-INDEX_VERSION = 2
-"""Version 2 added the size and SHA-256 of every feature file (``npz_size``, ``npz_sha256``);
-an ``index`` run upgrades a version-1 index in place."""
+INDEX_VERSION = 3
+"""Version 2 added the size and SHA-256 of every feature file (``npz_size``, ``npz_sha256``),
+version 3 the packed features (``pack``); an ``index`` run upgrades older indexes in place,
+and queries read a version-2 index without its pack."""
 MANIFEST_NAME = 'manifest.json'
 FEATURES_DIR = 'features'
+PACK_DIR = 'pack'
 LOCK_NAME = '.lock'
+PACK_VERSION = 1
+PACK_NAME = re.compile(r'[0-9a-f]{16}\.(chroma|coarse)\.npy')
+"""The only pack file names an index writes or opens."""
+PACK_NORM_TOLERANCE = 4e-3
+"""Largest deviation from 1 of a packed (float16) frame's norm."""
 
 MANIFEST_INTERVAL = 2.0
 """Seconds between manifest checkpoints while indexing."""
@@ -77,7 +97,8 @@ NORM_TOLERANCE = 1e-3
 NPZ_NAME = re.compile(r'[0-9a-f]{12}-[0-9a-f]{16}\.npz')
 """The only feature file names an index writes or opens."""
 _HEX64 = re.compile(r'[0-9a-f]{64}')
-_LEFTOVERS = (f'.{Path(MANIFEST_NAME).stem}.*.tmp.json', f'{FEATURES_DIR}/.*.tmp.npz')
+_LEFTOVERS = (f'.{Path(MANIFEST_NAME).stem}.*.tmp.json', f'{FEATURES_DIR}/.*.tmp.npz',
+              f'{PACK_DIR}/.*.tmp.npy')
 
 def feature_kind(model: str) -> str:
     """Feature kind of a model name ('teaching' -> 'ctc', ...); checks that it is known.
@@ -254,7 +275,7 @@ def read_manifest(index_dir, strict: bool = True) -> dict:
             or not isinstance(manifest.get('params'), dict)):
         raise CTCChromaError(f'{path}: not a {INDEX_FORMAT} manifest')
     version = manifest.get('version')
-    if version not in (1, INDEX_VERSION) or isinstance(version, bool):
+    if version not in (1, 2, INDEX_VERSION) or isinstance(version, bool):
         raise CTCChromaError(f'{path}: index version {version!r} is not supported (expected '
                              f'{INDEX_VERSION}); rebuild the index')
     if strict:
@@ -263,7 +284,7 @@ def read_manifest(index_dir, strict: bool = True) -> dict:
             raise CTCChromaError(f'{path}: features at {rate!r} Hz, but queries are built at '
                                  f'{FEATURE_RATE:g} Hz; run ctc-chroma index on its folder to '
                                  f'rebuild it')
-        if version != INDEX_VERSION:
+        if version == 1:
             raise CTCChromaError(f'{path}: index version {version} stores no feature '
                                  f'checksums; run ctc-chroma index on its folder once to '
                                  f'upgrade it')
@@ -413,9 +434,10 @@ def _only_index_files(index_dir: Path) -> bool:
     for path in index_dir.iterdir():
         if path.name == LOCK_NAME:
             continue
-        if path.name != FEATURES_DIR or not path.is_dir():
+        if path.name not in (FEATURES_DIR, PACK_DIR) or not path.is_dir():
             return False
-        if any(not NPZ_NAME.fullmatch(p.name) for p in path.iterdir()):
+        names = NPZ_NAME if path.name == FEATURES_DIR else PACK_NAME
+        if any(not names.fullmatch(p.name) for p in path.iterdir()):
             return False
     return True
 
@@ -448,6 +470,13 @@ def _remove_unreferenced(index_dir: Path, manifest: dict) -> None:
     if features.is_dir():
         for path in features.glob('*.npz'):
             if path.name not in referenced:
+                path.unlink()
+    pack = manifest.get('pack') if isinstance(manifest.get('pack'), dict) else {}
+    kept = {part.get('file') for part in (pack.get('chroma'), pack.get('coarse'))
+            if isinstance(part, dict)}
+    if (index_dir / PACK_DIR).is_dir():
+        for path in (index_dir / PACK_DIR).glob('*.npy'):
+            if path.name not in kept and PACK_NAME.fullmatch(path.name):
                 path.unlink()
 
 
@@ -600,6 +629,12 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
             bar.close()
         _write_manifest(index_dir, manifest)
     _remove_unreferenced(index_dir, manifest)
+    if not manifest['files']:
+        manifest.pop('pack', None)
+    elif pack_problem(index_dir, manifest) is not None:
+        manifest['pack'] = _write_pack(index_dir, manifest, progress)
+    _write_manifest(index_dir, manifest)
+    _remove_unreferenced(index_dir, manifest)
     summary = {status: sum(1 for t in todo if t[4] == status)
                for status in ('added', 'updated', 'repaired')}
     summary.update(removed=len(removed), unchanged=unchanged, total=len(manifest['files']))
@@ -703,6 +738,162 @@ def _store_entry(index_dir: Path, rel: str, path: Path, digest: str, features) -
             'frames': int(chromagram.shape[1]), 'indexed_at': time.time()}
 
 
+# packed features
+
+def entries_digest(manifest: dict) -> str:
+    """SHA-256 of what a pack holds: every recording's path and feature-file checksum, in order."""
+    listing = [[rel, manifest['files'][rel].get('npz_sha256')] for rel in sorted(manifest['files'])]
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
+def _pack_layout(manifest: dict):
+    """Names, frame counts and first frames (full and coarse) of the recordings in a pack."""
+    from .search import COARSE_FACTOR
+    names = sorted(manifest['files'])
+    frames = np.array([manifest['files'][rel]['frames'] for rel in names], dtype=np.int64)
+    coarse = -(-frames // COARSE_FACTOR)
+    starts = np.concatenate([[0], np.cumsum(frames)[:-1]]).astype(np.int64)
+    coarse_starts = np.concatenate([[0], np.cumsum(coarse)[:-1]]).astype(np.int64)
+    return names, frames, starts, coarse, coarse_starts
+
+
+def _write_pack(index_dir: Path, manifest: dict, progress: bool) -> dict:
+    """Write the packed features of all entries; returns the manifest's ``pack`` record."""
+    from .search import COARSE_FACTOR, coarse_chroma
+    names, frames, starts, coarse, coarse_starts = _pack_layout(manifest)
+    digest = entries_digest(manifest)
+    files = {part: f'{digest[:16]}.{part}.npy' for part in ('chroma', 'coarse')}
+    folder = index_dir / PACK_DIR
+    folder.mkdir(exist_ok=True)
+    bar = None
+    if progress:
+        import sys
+        from tqdm import tqdm
+        bar = tqdm(total=len(names), desc='packing', file=sys.stderr, leave=False)
+    with atomic_path(folder / files['chroma']) as tmp_chroma, \
+            atomic_path(folder / files['coarse']) as tmp_coarse:
+        chroma = np.lib.format.open_memmap(tmp_chroma, mode='w+', dtype=np.float16,
+                                           shape=(int(frames.sum()), 12))
+        coarse_rows = np.lib.format.open_memmap(tmp_coarse, mode='w+', dtype=np.float32,
+                                                shape=(int(coarse.sum()), 12))
+        for i, rel in enumerate(names):
+            Y = load_features(index_dir, rel, manifest['files'][rel])
+            chroma[starts[i]:starts[i] + frames[i]] = Y.T
+            coarse_rows[coarse_starts[i]:coarse_starts[i] + coarse[i]] = coarse_chroma(Y).T
+            if bar is not None:
+                bar.update()
+        chroma.flush()
+        coarse_rows.flush()
+        del chroma, coarse_rows
+    if bar is not None:
+        bar.close()
+    record = {'version': PACK_VERSION, 'entries_digest': digest, 'coarse_factor': COARSE_FACTOR}
+    for part, dtype, rows in (('chroma', 'float16', frames.sum()), ('coarse', 'float32', coarse.sum())):
+        path = folder / files[part]
+        record[part] = {'file': files[part], 'dtype': dtype, 'frames': int(rows),
+                        'size': path.stat().st_size, 'sha256': sha256_file(path)}
+    return record
+
+
+def pack_problem(index_dir, manifest: dict, checksum: bool = False) -> Optional[str]:
+    """Why an index's pack cannot serve queries (None if it can).
+
+    Args:
+        index_dir (str or Path): Index directory
+        manifest (dict): Its manifest
+        checksum (bool): Also compare the files' SHA-256 (reads them in full)
+            (Default value = False: sizes and array headers only)
+
+    Returns:
+        problem (str): 'no packed features', 'stale', or what is wrong with a file; or None
+    """
+    from .search import COARSE_FACTOR
+    pack = manifest.get('pack')
+    if pack is None:
+        return 'no packed features'
+    if (not isinstance(pack, dict) or pack.get('version') != PACK_VERSION
+            or pack.get('coarse_factor') != COARSE_FACTOR):
+        return 'packed features of another version'
+    if pack.get('entries_digest') != entries_digest(manifest):
+        return 'stale (the recordings changed after the features were packed)'
+    _, frames, _, coarse, _ = _pack_layout(manifest)
+    for part, dtype, rows in (('chroma', 'float16', frames.sum()), ('coarse', 'float32', coarse.sum())):
+        record = pack.get(part)
+        if (not isinstance(record, dict) or not isinstance(record.get('file'), str)
+                or not PACK_NAME.fullmatch(record['file']) or record.get('dtype') != dtype
+                or record.get('frames') != int(rows) or not isinstance(record.get('size'), int)
+                or not _HEX64.fullmatch(str(record.get('sha256')))):
+            return f'the manifest\'s record of the {part} pack is corrupt'
+        path = Path(index_dir) / PACK_DIR / record['file']
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return f'{path}: missing'
+        import stat as stat_module
+        if not stat_module.S_ISREG(info.st_mode):
+            return f'{path}: not a regular file'
+        if info.st_size != record['size']:
+            return f'{path}: {info.st_size} bytes, the manifest says {record["size"]}'
+        if checksum and sha256_file(path) != record['sha256']:
+            return f'{path}: does not match its checksum (changed or corrupted on disk)'
+    return None
+
+
+class PackedFeatures:
+    """The memory-mapped pack of an index, as :func:`ctc_chroma_lib.search.search` reads it.
+
+    Attributes:
+        names (list of str): Recordings (paths relative to the audio folder), in pack order
+        frames, starts (np.ndarray): Frames and first row of every recording in the chroma
+        coarse (np.ndarray): Coarse frames of all recordings (rows x 12, float32, mapped)
+        coarse_starts, coarse_lengths: Their first row and number of rows per recording
+    """
+
+    def __init__(self, index_dir, manifest: dict):
+        index_dir = Path(index_dir)
+        pack = manifest['pack']
+        self.names, self.frames, self.starts, self.coarse_lengths, self.coarse_starts = \
+            _pack_layout(manifest)
+        self.chroma_path = index_dir / PACK_DIR / pack['chroma']['file']
+        coarse_path = index_dir / PACK_DIR / pack['coarse']['file']
+        self.chroma = self._map(self.chroma_path, np.float16, pack['chroma']['frames'])
+        self.coarse = self._map(coarse_path, np.float32, pack['coarse']['frames'])
+        if not np.all(np.isfinite(self.coarse)) or self.coarse.min() < 0:
+            raise CTCChromaError(f'{coarse_path}: coarse features with negative, NaN or '
+                                 f'infinite values; run ctc-chroma index on its folder to '
+                                 f'rebuild them')
+
+    @staticmethod
+    def _map(path, dtype, rows):
+        try:
+            array = np.load(path, mmap_mode='r', allow_pickle=False)
+        except Exception as e:  # truncated or foreign content
+            raise CTCChromaError(f'{path}: not a pack file ({type(e).__name__}: {e})') from None
+        if array.dtype != dtype or array.shape != (rows, 12):
+            raise CTCChromaError(f'{path}: {array.dtype} array of shape {array.shape}, the '
+                                 f'manifest says {np.dtype(dtype)} ({rows}, 12)')
+        return array
+
+    def document(self, i) -> np.ndarray:
+        """The chromagram of recording ``i``: 12 x T float32, unit-norm frames (checked).
+
+        Raises:
+            CTCChromaError: The packed frames are not finite, negative, or not unit-norm
+        """
+        rows = self.chroma[self.starts[i]:self.starts[i] + self.frames[i]]
+        Y = np.asarray(rows, dtype=np.float32).T
+        if not np.all(np.isfinite(Y)) or Y.min() < 0:
+            raise CTCChromaError(f'{self.chroma_path}: features of {self.names[i]} contain '
+                                 f'negative, NaN or infinite values; run ctc-chroma index on '
+                                 f'its folder to rebuild them')
+        norms = np.linalg.norm(Y.astype(np.float64), axis=0)
+        if np.abs(norms - 1).max() > PACK_NORM_TOLERANCE:
+            raise CTCChromaError(f'{self.chroma_path}: features of {self.names[i]} are not '
+                                 f'unit-norm frames; run ctc-chroma index on its folder to '
+                                 f'rebuild them')
+        return normalize_columns(Y)
+
+
 # reading
 
 def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[str, np.ndarray]]]:
@@ -734,6 +925,41 @@ def load_index(index_dir, kind: Optional[str] = None) -> Tuple[dict, List[Tuple[
     return manifest, documents
 
 
+def open_index(index_dir, kind: Optional[str] = None):
+    """Open an index for queries: its pack, memory-mapped, or else its feature files.
+
+    Args:
+        index_dir (str or Path): Index directory
+        kind (str): If given, the feature kind the index must hold (Default value = None)
+
+    Returns:
+        manifest (dict): See :func:`read_manifest`
+        features (PackedFeatures or list): The pack, or (relative path, chromagram) pairs
+            of every verified feature file when the index has no usable pack
+        note (str or None): Why the feature files are read instead of the pack
+
+    Raises:
+        CTCChromaError: As :func:`load_index`, or a pack that exists but is corrupt
+    """
+    index_dir = Path(index_dir)
+    manifest = read_manifest(index_dir)
+    if kind is not None and manifest['kind'] != feature_kind(kind):
+        raise CTCChromaError(f'{index_dir}: index holds {manifest["kind"]!r} features, '
+                             f'not {feature_kind(kind)!r}')
+    if not manifest['files']:
+        raise CTCChromaError(f'{index_dir}: the index holds no recordings')
+    problem = pack_problem(index_dir, manifest)
+    if problem is None:
+        return manifest, PackedFeatures(index_dir, manifest), None
+    if manifest.get('pack') is not None and not problem.startswith('stale'):
+        raise CTCChromaError(f'{index_dir}: {problem}; run ctc-chroma index on its folder to '
+                             f'rebuild the packed features')
+    _, documents = load_index(index_dir, kind)
+    return manifest, documents, (f'{index_dir}: {problem}; searching the feature files '
+                                 f'exhaustively (run ctc-chroma index on its folder for the '
+                                 f'fast search)')
+
+
 def check_index(index_dir) -> Dict[str, list]:
     """Verify an index without changing it: every entry and every feature file.
 
@@ -751,13 +977,13 @@ def check_index(index_dir) -> Dict[str, list]:
     index_dir = Path(index_dir)
     manifest = read_manifest(index_dir, strict=False)
     problems, notes = [], []
-    if manifest['version'] != INDEX_VERSION:
+    if manifest['version'] == 1:
         problems.append(f'index version {manifest["version"]} stores no feature checksums; '
                         f'run ctc-chroma index on its folder once to upgrade it')
     referenced = set()
     for rel in sorted(manifest['files']):
         entry = manifest['files'][rel]
-        problem = entry_problem(entry, checksum=manifest['version'] == INDEX_VERSION)
+        problem = entry_problem(entry, checksum=manifest['version'] != 1)
         if problem is None:
             referenced.add(entry['npz'])
             if 'npz_sha256' in entry:
@@ -773,6 +999,13 @@ def check_index(index_dir) -> Dict[str, list]:
         if orphans:
             notes.append(f'{len(orphans)} feature file(s) not in the manifest (removed by the '
                          f'next index run)')
+    if manifest['files']:
+        problem = pack_problem(index_dir, manifest, checksum=True)
+        if problem is not None and (problem.startswith('stale') or problem == 'no packed features'):
+            notes.append(f'packed features: {problem}; queries read the feature files until '
+                         f'the next index run packs them')
+        elif problem is not None:
+            problems.append(f'packed features: {problem}')
     leftovers = [p for pattern in _LEFTOVERS for p in index_dir.glob(pattern)]
     if leftovers:
         notes.append(f'{len(leftovers)} temporary file(s) of an interrupted run (removed by '

@@ -266,13 +266,97 @@ def test_query_rejects_a_corrupt_manifest(index_copy, tmp_path, capsys):
     assert 'corrupt' in one_error_line(capsys)
 
 
-def test_query_rejects_a_corrupt_feature_file(index_copy, tmp_path, capsys):
-    _, index = index_copy
+def test_a_corrupt_feature_file_is_reported_and_repaired_while_queries_read_the_pack(
+        index_copy, tmp_path, capsys):
+    audio, index = index_copy
     npz = read_manifest(index)['files']['a.wav']['npz']
-    (index / 'features' / npz).write_bytes(b'truncated')
     theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
-    assert main(['query', str(theme), '--index', str(index)]) == 2
-    assert 'a.wav' in one_error_line(capsys)
+    before = run_cli(capsys, 'query', theme, '--index', index, '--json')
+    (index / 'features' / npz).write_bytes(b'truncated')
+    assert run_cli(capsys, 'query', theme, '--index', index, '--json') == before
+    code, out, _ = run_cli(capsys, 'index', '--check', index)
+    assert code == 1 and 'problem: a.wav' in out
+    assert run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)[0] == 0
+    assert run_cli(capsys, 'index', '--check', index)[0] == 0
+
+
+def same_ranking(a, b):
+    """Equal rankings and matches; costs agree to float16 rounding of the packed features."""
+    key = ('rank', 'file', 'start_frame', 'end_frame', 'shift')
+    return ([[r[k] for k in key] for r in a] == [[r[k] for k in key] for r in b]
+            and all(abs(r['cost'] - q['cost']) < 2e-3 for r, q in zip(a, b)))
+
+
+def pack_file(index, part):
+    return index / 'pack' / read_manifest(index)['pack'][part]['file']
+
+
+def test_query_rejects_a_truncated_pack_naming_it(index_copy, tmp_path, capsys):
+    _, index = index_copy
+    path = pack_file(index, 'chroma')
+    path.write_bytes(path.read_bytes()[:-24])
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index)
+    assert code == 2 and out == '' and len(err) == 1 and path.name in err[0]
+    code, out, _ = run_cli(capsys, 'index', '--check', index)
+    assert code == 1 and 'packed features' in out
+
+
+@pytest.mark.parametrize('part,transform,message', [
+    ('coarse', lambda a: np.where(a > 0.5, np.nan, a), 'NaN'),
+    ('coarse', lambda a: -a, 'negative'),
+    ('chroma', lambda a: a * 3, 'unit-norm'),
+    ('chroma', lambda a: np.where(a > 0.5, np.inf, a), 'infinite')])
+def test_query_rejects_tampered_packs_of_the_same_size(index_copy, tmp_path, capsys, part,
+                                                       transform, message):
+    _, index = index_copy
+    path = pack_file(index, part)
+    array = np.load(path)
+    np.save(path, transform(array).astype(array.dtype))
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index, '--exact')
+    assert code == 2 and out == '' and len(err) == 1
+    assert message in err[0] and path.name in err[0]
+    code, out, _ = run_cli(capsys, 'index', '--check', index)
+    assert code == 1 and 'checksum' in out
+
+
+def test_a_stale_pack_is_not_used_and_the_next_index_run_rebuilds_it(index_copy, tmp_path,
+                                                                     capsys):
+    """As after a run killed between writing the manifest and packing the features."""
+    audio, index = index_copy
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    before = run_cli(capsys, 'query', theme, '--index', index, '--json')[1]
+    manifest = read_manifest(index)
+    manifest['pack']['entries_digest'] = '0' * 64
+    (index / MANIFEST_NAME).write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index, '--json')
+    assert code == 0 and len(err) == 1 and 'stale' in err[0] and 'exhaustively' in err[0]
+    assert same_ranking(json.loads(out)['results'], json.loads(before)['results'])
+    code, out, _ = run_cli(capsys, 'index', '--check', index)
+    assert code == 0 and 'stale' in out
+    assert run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)[0] == 0
+    assert run_cli(capsys, 'query', theme, '--index', index)[2] == []
+
+
+def test_two_stage_search_and_exact_search_agree_and_say_which_ran(index_copy, tmp_path,
+                                                                    capsys):
+    _, index = index_copy
+    theme = theme_csv(tmp_path / 'theme.csv', [69, 65, 62, 65, 69])
+    results = {}
+    for flags in ([], ['--exact'], ['--candidates', '1', '--top', '1']):
+        code, out, err = run_cli(capsys, 'query', theme, '--index', index, '--json', *flags)
+        assert code == 0 and err == []
+        results[tuple(flags)] = json.loads(out)
+    # three recordings: fewer than the default candidates, so both match all exactly
+    assert results[()]['results'] == results[('--exact',)]['results']
+    assert results[('--exact',)]['search'] == 'exact'
+    one = results[('--candidates', '1', '--top', '1')]
+    assert one['search'] == 'two-stage' and one['matched_exactly'] == 1
+    assert one['results'][0] == results[('--exact',)]['results'][0]
+    code, _, err = run_cli(capsys, 'query', theme, '--index', index, '--candidates', '2',
+                           '--top', '3')
+    assert code == 2 and '--candidates' in err[0]
 
 
 def test_query_rejects_an_index_of_another_feature_type(built, tmp_path, capsys):
@@ -336,7 +420,6 @@ def rewrite_features(index, rel, transform, update_checksum):
 
 
 @pytest.mark.parametrize('transform,update_checksum,message', [
-    (lambda c: c * 1e6, False, 'checksum'),
     (lambda c: c * 1e6, True, 'norm'),
     (lambda c: (c * 100).astype(np.int64), True, 'dtype'),
     (lambda c: np.where(c > 0.5, np.nan, c).astype(np.float32), True, 'NaN'),
@@ -351,9 +434,16 @@ def test_query_rejects_tampered_features_naming_the_file(index_copy, tmp_path, c
     assert message in err[0] and path.name in err[0] and 'c.ogg' in err[0]
     code, out, err = run_cli(capsys, 'index', '--check', index)
     assert code == 1 and 'problem: c.ogg' in out and len(err) == 1
-    if not update_checksum:  # an index run finds the changed file and recomputes it
-        assert run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)[0] == 0
-        assert run_cli(capsys, 'query', theme, '--index', index)[0] == 0
+
+
+def test_a_changed_feature_file_is_found_and_recomputed_by_the_next_index_run(
+        index_copy, tmp_path, capsys):
+    audio, index = index_copy
+    rewrite_features(index, 'c.ogg', lambda c: c * 1e6, update_checksum=False)
+    code, out, err = run_cli(capsys, 'index', '--check', index)
+    assert code == 1 and 'problem: c.ogg' in out and 'checksum' in out
+    assert run_cli(capsys, 'index', audio, '--model', 'cqt', '--out', index)[0] == 0
+    assert run_cli(capsys, 'index', '--check', index)[0] == 0
 
 
 def test_feature_file_of_another_recording_is_not_accepted(index_copy, tmp_path, capsys):
@@ -361,9 +451,14 @@ def test_feature_file_of_another_recording_is_not_accepted(index_copy, tmp_path,
     files = read_manifest(index)['files']
     shutil.copy(index / 'features' / files['a.wav']['npz'],
                 index / 'features' / files['c.ogg']['npz'])
+    code, out, _ = run_cli(capsys, 'index', '--check', index)
+    assert code == 1 and 'checksum' in out and 'c.ogg' in out
+    manifest = read_manifest(index)
+    del manifest['pack']  # the feature files are what a query reads then
+    (index / MANIFEST_NAME).write_text(json.dumps(manifest))
     theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
     code, _, err = run_cli(capsys, 'query', theme, '--index', index)
-    assert code == 2 and 'checksum' in err[0] and 'c.ogg' in err[0]
+    assert code == 2 and 'checksum' in err[-1] and 'c.ogg' in err[-1]
 
 
 def test_check_reports_a_sound_index(built, capsys):
@@ -384,18 +479,25 @@ def test_manifest_cannot_point_outside_the_features_folder(index_copy, tmp_path,
     assert code == 2 and len(err) == 1 and 'a.wav' in err[0] and 'not a file name' in err[0]
 
 
-def test_a_named_pipe_in_place_of_a_feature_file_does_not_hang_the_query(index_copy, tmp_path):
+@pytest.mark.parametrize('which', ['feature file', 'pack'])
+def test_a_named_pipe_in_place_of_an_index_file_does_not_hang_the_query(index_copy, tmp_path,
+                                                                       which):
     import subprocess
     import sys
     _, index = index_copy
-    npz = index / 'features' / read_manifest(index)['files']['a.wav']['npz']
+    if which == 'pack':
+        npz = pack_file(index, 'coarse')
+    else:
+        manifest = read_manifest(index)
+        npz = index / 'features' / manifest['files']['a.wav']['npz']
+        del manifest['pack']
+        (index / MANIFEST_NAME).write_text(json.dumps(manifest))
     npz.unlink()
     os.mkfifo(npz)
     theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
     run = subprocess.run([sys.executable, '-m', 'ctc_chroma_lib.cli', 'query', str(theme),
                           '--index', str(index)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and 'not a regular file' in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize('change,message', [
@@ -487,8 +589,29 @@ def test_version_1_index_is_upgraded_in_place_by_an_index_run(index_copy, tmp_pa
     assert code == 2 and 'upgrade' in err[0]
     calls = []
     build_index(audio, index, 'cqt', feature_fn=counting_features(calls), progress=False)
-    assert calls == [] and read_manifest(index)['version'] == 2
+    assert calls == [] and read_manifest(index)['version'] == 3
     assert run_cli(capsys, 'query', theme, '--index', index)[0] == 0
+
+
+def test_version_2_index_is_queried_without_a_pack_and_upgraded_by_an_index_run(
+        index_copy, tmp_path, capsys):
+    audio, index = index_copy
+    theme = theme_csv(tmp_path / 'theme.csv', [60, 62, 64])
+    before = json.loads(run_cli(capsys, 'query', theme, '--index', index, '--json')[1])
+    manifest = read_manifest(index)
+    manifest['version'] = 2
+    del manifest['pack']
+    (index / MANIFEST_NAME).write_text(json.dumps(manifest))
+    code, out, err = run_cli(capsys, 'query', theme, '--index', index, '--json')
+    assert code == 0 and len(err) == 1 and 'no packed features' in err[0]
+    assert same_ranking(json.loads(out)['results'], before['results'])
+    calls = []
+    build_index(audio, index, 'cqt', feature_fn=counting_features(calls), progress=False)
+    assert calls == [] and read_manifest(index)['version'] == 3
+    assert read_manifest(index)['pack']['chroma']['frames'] == sum(
+        e['frames'] for e in read_manifest(index)['files'].values())
+    assert json.loads(run_cli(capsys, 'query', theme, '--index', index, '--json')[1])[
+        'results'] == before['results']
 
 
 # names that are not plain text

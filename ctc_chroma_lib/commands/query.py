@@ -26,9 +26,20 @@ def add_parser(subparsers):
                         help='query tempo: score tempo (default) or several tempo factors')
     parser.add_argument('--transposition-invariant', action='store_true',
                         help='also try the 11 other cyclic chroma shifts of the theme')
+    parser.add_argument('--exact', action='store_true',
+                        help='match every recording at 25 Hz instead of the two-stage search '
+                             '(a coarse search picks candidates, the exact one ranks them)')
+    parser.add_argument('--candidates', type=int, default=None, metavar='K',
+                        help='recordings the coarse stage passes to the exact one (default '
+                             f'{_default_candidates()})')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
     parser.set_defaults(func=run)
     return parser
+
+
+def _default_candidates():
+    from ..search import CANDIDATES
+    return CANDIDATES
 
 
 def _seconds(t):
@@ -49,18 +60,28 @@ def run(args):
     Returns:
         status (int): 0 on success
     """
+    import sys
+
     from ..errors import CTCChromaError
-    from ..index import load_index
+    from ..index import open_index
     from ..query import check_theme_fits, read_theme
+    from ..search import CANDIDATES
 
     if args.top < 1:
         raise CTCChromaError(f'--top must be at least 1, got {args.top}')
+    if args.candidates is None:
+        args.candidates = max(CANDIDATES, args.top)
+    if args.candidates < args.top:
+        raise CTCChromaError(f'--candidates must be at least --top ({args.top}), got '
+                             f'{args.candidates}')
     themes = [(path, read_theme(path)) for path in args.themes]
-    manifest, documents = load_index(args.index, kind=args.model)
-    longest = max(Y.shape[1] for _, Y in documents)
+    manifest, features, note = open_index(args.index, kind=args.model)
+    if note:
+        print(note, file=sys.stderr)
+    longest = max(entry['frames'] for entry in manifest['files'].values())
     for path, notes in themes:
         check_theme_fits(notes, longest, tempo=args.tempo, name=path)
-    answers = [_answer(args, path, notes, manifest, documents) for path, notes in themes]
+    answers = [_answer(args, path, notes, manifest, features) for path, notes in themes]
     if args.json:
         objects = [answer for answer, _ in answers]
         print(json.dumps(objects[0] if len(objects) == 1 else objects, indent=1))
@@ -77,21 +98,23 @@ def _printable(text):
     return printable(text)
 
 
-def _answer(args, path, notes, manifest, documents):
+def _answer(args, path, notes, manifest, features):
     """One theme's ranking: the JSON object and the matches shown."""
     from ..errors import CTCChromaError
     from ..query import build_queries, theme_duration
-    from ..retrieval import rank_documents
+    from ..search import search
 
     queries = build_queries(notes, tempo=args.tempo, name=path)
-    matches = rank_documents(queries, documents,
-                             transposition_invariant=args.transposition_invariant)
+    matches, info = search(features, queries, top=args.top, candidates=args.candidates,
+                           exact=args.exact, transposition_invariant=args.transposition_invariant)
     if not math.isfinite(matches[0].cost):  # rounding at the limit of check_theme_fits
         raise CTCChromaError(f'{path}: the theme ({theme_duration(notes):.1f} s at score '
                              f'tempo) is longer than every recording can match')
     shown = [m for m in matches[:args.top] if math.isfinite(m.cost)]
     return {'theme': str(path), 'index': str(args.index), 'kind': manifest['kind'],
             'tempo': args.tempo, 'transposition_invariant': args.transposition_invariant,
+            'search': info['stage'], 'matched_exactly': info['candidates'],
+            'recordings': info['recordings'],
             'results': [{'rank': m.rank, 'file': m.name, 'cost': round(m.cost, 6),
                          'start_time': _seconds(m.start_time), 'end_time': _seconds(m.end_time),
                          'start_frame': m.start_frame, 'end_frame': m.end_frame,
