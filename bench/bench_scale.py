@@ -15,7 +15,10 @@ For every size:
   wall time per query (the batch's total, index opening included, divided by its size)
   and the process's peak RSS;
 - *agreement*: the share of the exact top 10 that the two-stage top 10 also holds, and the
-  share of themes whose planted recording is in the two-stage top 10.
+  share of themes whose planted recording is in the two-stage top 10;
+- *float16*: the share of themes whose exact top 10 (same order) from the float16 pack is
+  the one from the float32 feature files, which a third process reads one by one as queries
+  did before the pack (its time and memory are the last columns).
 
     .venv/bin/python bench/bench_scale.py [--hours 1,10,100] [--queries 20] [--workdir DIR]
 """
@@ -97,7 +100,11 @@ def query_worker(index, ids, mode):
     items = {it.mtd_id: it for it in load_dataset(folds=(5,))}
     queries = [build_queries(items[i].theme) for i in ids]
     started = time.perf_counter()
-    _, features, note = open_index(index)
+    if mode == 'files':  # the feature files, float32, as queries read them before the pack
+        from ctc_chroma_lib.index import load_index
+        features, note = load_index(index)[1], None
+    else:
+        _, features, note = open_index(index)
     opened = time.perf_counter() - started
     results, seconds = [], []
     for X in queries:
@@ -131,6 +138,7 @@ def bench_size(workdir, hours, items, chroma, n_queries):
     ids = [it.mtd_id for it in planted]
     two = run_queries(folder / 'index', ids, 'two-stage')
     exact = run_queries(folder / 'index', ids, 'exact')
+    files = run_queries(folder / 'index', ids, 'files')
     agreement = np.mean([len(set(a) & set(b)) / len(b)
                          for a, b in zip(two['results'], exact['results'])])
     found = np.mean([f'planted_{i}.npz' in r for i, r in zip(ids, two['results'])])
@@ -144,7 +152,10 @@ def bench_size(workdir, hours, items, chroma, n_queries):
            'exact_median_search_s': float(np.median(exact['per_query_s'])),
            'two_stage_rss_mb': two['peak_rss_mb'], 'exact_rss_mb': exact['peak_rss_mb'],
            'top10_agreement': float(agreement), 'planted_in_top10': float(found),
-           'planted_in_top10_exact': float(found_exact), 'candidates': two['matched_exactly']}
+           'planted_in_top10_exact': float(found_exact), 'candidates': two['matched_exactly'],
+           'files_s_per_query': files['total_s'] / len(ids), 'files_rss_mb': files['peak_rss_mb'],
+           'float16_top10_identical': float(np.mean([a == b for a, b in
+                                                      zip(exact['results'], files['results'])]))}
     shutil.rmtree(folder / 'features')
     shutil.rmtree(folder)
     return row
@@ -190,7 +201,8 @@ def main():
     print(f'{os.cpu_count()} CPU cores; teaching chroma of {len(items)} recordings; '
           f'{args.queries} themes per batch', flush=True)
     header = (f'{"hours":>6} {"recs":>7} {"ingest s":>9} {"index MB":>9} {"2-stage s/q":>11} '
-              f'{"exact s/q":>9} {"RSS MB 2st/ex":>14} {"top10 agree":>11} {"planted@10":>10}')
+              f'{"exact s/q":>9} {"RSS MB 2st/ex":>14} {"top10 agree":>11} {"planted@10":>10} '
+              f'{"f16=f32":>7} {"files s/q":>9} {"files MB":>8}')
     print(header, flush=True)
     rows = []
     for hours in [float(h) if '.' in h else int(h) for h in args.hours.split(',')]:
@@ -199,7 +211,9 @@ def main():
         print(f'{r["hours"]:>6} {r["recordings"]:>7} {r["ingest_s"]:>9.1f} {r["index_mb"]:>9.0f} '
               f'{r["two_stage_s_per_query"]:>11.3f} {r["exact_s_per_query"]:>9.3f} '
               f'{r["two_stage_rss_mb"]:>6.0f}/{r["exact_rss_mb"]:<7.0f} '
-              f'{r["top10_agreement"]:>11.3f} {r["planted_in_top10"]:>10.2f}', flush=True)
+              f'{r["top10_agreement"]:>11.3f} {r["planted_in_top10"]:>10.2f} '
+              f'{r["float16_top10_identical"]:>7.2f} {r["files_s_per_query"]:>9.3f} '
+              f'{r["files_rss_mb"]:>8.0f}', flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + '\n')
     if args.plot:

@@ -65,7 +65,6 @@ from .constants import FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import (atomic_path, exclusive_lock, is_locked, read_regular_file, sha256_bytes,
                      sha256_file)
-from .normalization import normalize_columns
 
 INDEX_FORMAT = 'ctc-chroma-index'
 INDEX_VERSION = 3
@@ -880,18 +879,19 @@ class PackedFeatures:
         Raises:
             CTCChromaError: The packed frames are not finite, negative, or not unit-norm
         """
-        rows = self.chroma[self.starts[i]:self.starts[i] + self.frames[i]]
-        Y = np.asarray(rows, dtype=np.float32).T
-        if not np.all(np.isfinite(Y)) or Y.min() < 0:
+        rows = np.asarray(self.chroma[self.starts[i]:self.starts[i] + self.frames[i]],
+                          dtype=np.float32)
+        if not np.all(np.isfinite(rows)) or rows.min() < 0:
             raise CTCChromaError(f'{self.chroma_path}: features of {self.names[i]} contain '
                                  f'negative, NaN or infinite values; run ctc-chroma index on '
                                  f'its folder to rebuild them')
-        norms = np.linalg.norm(Y.astype(np.float64), axis=0)
+        norms = np.sqrt(np.einsum('ij,ij->i', rows, rows))
         if np.abs(norms - 1).max() > PACK_NORM_TOLERANCE:
             raise CTCChromaError(f'{self.chroma_path}: features of {self.names[i]} are not '
                                  f'unit-norm frames; run ctc-chroma index on its folder to '
                                  f'rebuild them')
-        return normalize_columns(Y)
+        # undo the float16 rounding of the norms: unit frames for the cosine cost
+        return np.ascontiguousarray((rows / norms[:, None]).T)
 
 
 # reading

@@ -14,18 +14,19 @@ recording at 25 Hz (in chunks, without holding the archive in memory).
 
 The coarse features of all recordings are one (frames x 12) float32 array, memory-mapped
 from the index (:mod:`ctc_chroma_lib.index`), with each recording's first frame and
-length; the kernel resets the recurrence at every recording's start, so no match spans two
+length; every recording is matched on its own with the fast matching function of
+:mod:`ctc_chroma_lib.retrieval` (threads over ranges of recordings), so no match spans two
 recordings.
 """
 import os
 
 import numpy as np
-from numba import njit
 
 from .constants import FEATURE_RATE
 from .errors import CTCChromaError
 from .normalization import normalize_columns
-from .retrieval import _as_query_list, _parallel_map, document_costs, rank_documents
+from .retrieval import (_as_query_list, _parallel_map, compute_matching_function,
+                        document_costs, rank_documents)
 
 COARSE_FACTOR = 4
 """Frames averaged into one frame of the coarse stage (25 Hz -> 6.25 Hz)."""
@@ -55,46 +56,6 @@ def coarse_chroma(X, factor=COARSE_FACTOR):
     return normalize_columns(np.add.reduceat(X, starts, axis=1))
 
 
-@njit(cache=True, nogil=True)
-def _coarse_costs(Xr, Yc, starts, lengths, d_begin, d_end, out):
-    """out[d] = min over frames of recording d of the matching function (step sizes 2).
-
-    ``Xr`` is the query as rows (N x 12), ``Yc`` all recordings' frames as rows (M x 12);
-    recording d occupies rows ``starts[d] .. starts[d] + lengths[d] - 1``. Columns are swept
-    one by one, keeping the accumulated cost of the two previous columns, which start as
-    inaccessible at every recording's first frame.
-    """
-    N = Xr.shape[0]
-    K = Xr.shape[1]
-    prev1 = np.empty(N)
-    prev2 = np.empty(N)
-    cur = np.empty(N)
-    for d in range(d_begin, d_end):
-        s = starts[d]
-        prev1[:] = np.inf
-        prev2[:] = np.inf
-        best = np.inf
-        for j in range(lengths[d]):
-            for n in range(N):
-                dot = np.float32(0.0)
-                for k in range(K):
-                    dot += Xr[n, k] * Yc[s + j, k]
-                c = 1.0 - dot
-                if n == 0:
-                    cur[0] = c  # free start
-                else:
-                    b = prev1[n - 1]
-                    if n >= 2 and prev1[n - 2] < b:
-                        b = prev1[n - 2]
-                    if prev2[n - 1] < b:
-                        b = prev2[n - 1]
-                    cur[n] = c + b
-            if cur[N - 1] < best:
-                best = cur[N - 1]
-            prev2, prev1, cur = prev1, cur, prev2
-        out[d] = best / N
-
-
 def coarse_costs(queries, coarse, starts, lengths, *, transposition_invariant=False,
                  factor=COARSE_FACTOR, n_jobs=None):
     """Coarse-stage cost of every recording: the best query variant's coarse matching cost.
@@ -111,26 +72,33 @@ def coarse_costs(queries, coarse, starts, lengths, *, transposition_invariant=Fa
     Returns:
         costs (np.ndarray): (number of recordings,) float64; ``inf`` where no match fits
     """
-    starts = np.ascontiguousarray(starts, dtype=np.int64)
-    lengths = np.ascontiguousarray(lengths, dtype=np.int64)
-    best = np.full(len(starts), np.inf)
+    starts = np.asarray(starts, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
     n_jobs = n_jobs or os.cpu_count() or 1
-    # contiguous ranges of recordings of about equal frame counts, one per thread and then some
+    shifts = range(12) if transposition_invariant else (0,)
+    variants = [np.roll(coarse_chroma(X, factor), shift, axis=0)
+                for _, X in _as_query_list(queries) for shift in shifts]
+    # contiguous ranges of recordings of about equal frame counts, a few per thread
     cumulative = np.cumsum(lengths)
     n_chunks = max(1, min(len(starts), 4 * n_jobs))
     bounds = np.searchsorted(cumulative, np.linspace(0, cumulative[-1], n_chunks + 1)[1:-1])
-    ranges = list(zip(np.r_[0, bounds], np.r_[bounds, len(starts)]))
-    shifts = range(12) if transposition_invariant else (0,)
-    for _, X in _as_query_list(queries):
-        Xc = coarse_chroma(X, factor)
-        for shift in shifts:
-            Xr = np.ascontiguousarray(np.roll(Xc, shift, axis=0).T, dtype=np.float32)
-            out = np.empty(len(starts))
-            _parallel_map(lambda r: _coarse_costs(Xr, coarse, starts, lengths, r[0], r[1], out),
-                          [r for r in ranges if r[1] > r[0]], n_jobs)
-            np.minimum(best, out, out=best)
-    return best
+    ranges = [(a, b) for a, b in zip(np.r_[0, bounds], np.r_[bounds, len(starts)]) if b > a]
+    best = np.full(len(starts), np.inf)
 
+    def chunk(r):
+        # the rows of a range of recordings, as one features x frames array
+        first, last = starts[r[0]], starts[r[1] - 1] + lengths[r[1] - 1]
+        Y = np.ascontiguousarray(np.asarray(coarse[first:last], dtype=np.float32).T)
+        for d in range(r[0], r[1]):
+            Yd = Y[:, starts[d] - first:starts[d] - first + lengths[d]]
+            for Xc in variants:
+                # one recording at a time: no match spans two recordings
+                value = compute_matching_function(Xc, Yd, 2, n_jobs=1).min()
+                if value < best[d]:
+                    best[d] = value
+
+    _parallel_map(chunk, ranges, n_jobs)
+    return best
 
 class DocumentList:
     """(name, chromagram) pairs with the ``names`` / ``document(i)`` interface of a pack."""
