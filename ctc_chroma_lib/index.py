@@ -668,12 +668,22 @@ def _checked(task, result, params):
     return task, (chromagram, times)
 
 
+def _share_cores(threads: int) -> None:
+    """Initializer of a local worker: TensorFlow and numba use ``threads`` threads each, so
+    that the workers together do not oversubscribe the cores (read when they start)."""
+    for variable in ('TF_NUM_INTRAOP_THREADS', 'NUMBA_NUM_THREADS', 'OMP_NUM_THREADS'):
+        os.environ.setdefault(variable, str(threads))
+
+
 def process_pool_runner(workers: int):
-    """A runner that computes the features in ``workers`` local processes (spawned)."""
+    """A runner that computes the features in ``workers`` local processes (spawned), which
+    share the CPU cores (:func:`_share_cores`)."""
     def run(todo, kind, feature_fn, params):
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor, as_completed
-        with ProcessPoolExecutor(max_workers=workers,
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
+                                 initargs=(threads,),
                                  mp_context=multiprocessing.get_context('spawn')) as pool:
             futures = {pool.submit(remote_features, str(task[1]), kind): task for task in todo}
             try:

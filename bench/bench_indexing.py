@@ -1,0 +1,66 @@
+"""Indexing throughput: ``ctc-chroma index`` with one and with two local worker processes.
+
+The first ``--items`` recordings of the teaching set (all folds) are indexed from audio (kind
+``ctc``: decoding, HCQT, network, blank removal; no caches) into a fresh index, once in
+this process (``--workers 1``) and once with two worker processes (``--workers 2``),
+``--repeats`` times each; medians of the wall times. The indexes must be identical.
+
+Starting the workers (spawned processes that import TensorFlow and load the model) costs
+a few seconds, which a small folder does not amortize.
+
+    .venv/bin/python bench/bench_indexing.py [--items 499] [--repeats 1]
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--items', type=int, default=499)
+    parser.add_argument('--repeats', type=int, default=1)
+    args = parser.parse_args()
+    import numpy as np
+
+    from ctc_chroma_lib.audio import audio_duration
+    from ctc_chroma_lib.dataset import load_dataset
+    from ctc_chroma_lib.index import build_index, read_manifest
+    items = load_dataset()[:args.items]
+    work = Path(tempfile.mkdtemp(prefix='bench_indexing_'))
+    audio = work / 'audio'
+    audio.mkdir()
+    for it in items:
+        shutil.copy(it.audio_path, audio / Path(it.audio_path).name)
+    seconds = sum(audio_duration(p) for p in audio.iterdir())
+    print(f'{len(items)} recordings, {seconds / 60:.1f} min of audio, {os.cpu_count()} CPU cores, '
+          f'median of {args.repeats}', flush=True)
+    times, manifests = {}, {}
+    for workers in (1, 2):
+        runs = []
+        for _ in range(args.repeats):
+            index = work / f'index{workers}'
+            shutil.rmtree(index, ignore_errors=True)
+            started = time.perf_counter()
+            build_index(audio, index, model='ctc', progress=False, workers=workers)
+            runs.append(time.perf_counter() - started)
+        times[workers] = float(np.median(runs))
+        manifest = read_manifest(index)
+        manifests[workers] = {rel: e['npz_sha256'] for rel, e in manifest['files'].items()}
+        print(f'--workers {workers}: {times[workers]:6.1f} s  ({seconds / times[workers]:5.1f}x '
+              f'real time)', flush=True)
+    print(f'speed-up of 2 workers: {times[1] / times[2]:.2f}x; identical feature files: '
+          f'{manifests[1] == manifests[2]}')
+    print(json.dumps({'items': len(items), 'audio_s': seconds, 'seconds': times}))
+    shutil.rmtree(work)
+
+
+if __name__ == '__main__':
+    main()
