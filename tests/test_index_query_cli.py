@@ -725,8 +725,11 @@ def test_importing_the_command_line_leaves_the_programs_ctrl_c_alone():
     import sys
     check = ('import signal, ctc_chroma_lib, ctc_chroma_lib.cli; '
              'print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)')
+    # a program started in the background by a shell inherits SIGINT ignored, and Python
+    # then keeps it ignored: start the check as from a terminal
     run = subprocess.run([sys.executable, '-c', check], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert run.stdout.strip() == 'True'
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
