@@ -155,30 +155,24 @@ segment; the epoch with the lowest validation loss is shipped. Its early epochs 
 *blank plateau* (see :func:`ctc_chroma_lib.training.validation_metrics`), which it leaves by
 itself."""
 
-STRONG_RECIPE = (('epochs', 25), ('learning_rate', 1e-3), ('patience', 25), ('monitor', 'val_loss'),
-                 ('random_margin', 0.5), ('pitch_shift', 6), ('warmup_epochs', 2.0),
-                 ('lr_decay', 'cosine'), ('clipnorm', 5.0), ('init', 'harmonic-prior'))
-"""Training recipe of the shipped ``strong`` model: the CTC model's augmentation (pitch
-shifts, random margins), warm-up, cosine decay and clipping, for 25 epochs, but from
-:func:`ctc_chroma_lib.training.harmonic_prior_init`: from random weights the frame-wise loss
-kept the model on an all-blank plateau (validation MRR 0.04 after 4 epochs,
-``weights/strong-random-init.partial.log.csv``)."""
-
-LINEAR_RECIPE = (('epochs', 8), ('learning_rate', 1e-3), ('patience', 3), ('monitor', 'val_loss'),
-                 ('random_margin', 0.0), ('pitch_shift', 0), ('warmup_epochs', 0.0),
-                 ('lr_decay', 'constant'), ('clipnorm', 0.0), ('init', 'harmonic-prior'))
-"""Training recipe of the shipped ``linear`` model: from
-:func:`ctc_chroma_lib.training.harmonic_prior_init`, 8 epochs at a constant 1e-3 (the earlier
-frame-wise recipe; the strong model's recipe is next)."""
+FRAMEWISE_RECIPE = (('epochs', 25), ('learning_rate', 1e-3), ('patience', 25),
+                    ('monitor', 'val_loss'), ('random_margin', 0.5), ('pitch_shift', 6),
+                    ('warmup_epochs', 2.0), ('lr_decay', 'cosine'), ('clipnorm', 5.0),
+                    ('init', 'harmonic-prior'))
+"""Training recipe of the shipped frame-wise models (``strong``, ``linear``): the CTC model's
+augmentation (pitch shifts, random margins), warm-up, cosine decay and clipping, for 25
+epochs, but from :func:`ctc_chroma_lib.training.harmonic_prior_init`: from random weights
+the frame-wise loss kept the strong model on an all-blank plateau (validation MRR 0.04 after
+4 epochs, ``weights/strong-random-init.partial.log.csv``)."""
 
 KINDS = {
     'ctc': Kind('ctc', 'learned', 'learned with the CTC loss from weak alignments (the paper)',
                 training='ctc', split=SHIPPED_SPLIT, recipe=CTC_RECIPE),
     'strong': Kind('strong', 'learned', 'learned frame-wise from strong (note-wise) alignments',
-                   training='strong', split=SHIPPED_SPLIT, recipe=STRONG_RECIPE),
+                   training='strong', split=SHIPPED_SPLIT, recipe=FRAMEWISE_RECIPE),
     'linear': Kind('linear', 'learned',
                    'learned frame-wise from weak alignments stretched linearly',
-                   training='linear', split=SHIPPED_SPLIT, recipe=LINEAR_RECIPE),
+                   training='linear', split=SHIPPED_SPLIT, recipe=FRAMEWISE_RECIPE),
     'cqt': Kind('cqt', 'computed', 'chroma of a CQT (standard baseline)',
                 compute='standard_chroma:chroma_cqt'),
     'cens': Kind('cens', 'computed', 'CENS: smoothed, quantized CQT chroma (standard baseline)',
