@@ -54,6 +54,7 @@ import os
 import re
 import shutil
 import time
+from stat import S_ISREG
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
@@ -838,8 +839,7 @@ def pack_problem(index_dir, manifest: dict, checksum: bool = False) -> Optional[
             info = os.lstat(path)
         except OSError:
             return f'{path}: missing'
-        import stat as stat_module
-        if not stat_module.S_ISREG(info.st_mode):
+        if not S_ISREG(info.st_mode):
             return f'{path}: not a regular file'
         if info.st_size != record['size']:
             return f'{path}: {info.st_size} bytes, the manifest says {record["size"]}'
