@@ -5,7 +5,9 @@ length distribution of the teaching dataset's weak segments; content does not ch
 cost). The plain baseline is what a Keras example would do: random 250-frame crops in
 batches of 8, default ``compile``. The trainer uses length-grouped batches of whole
 segments padded to a few shapes, runs the model on fixed-size windows of them
-(``training.windowed_model``) and computes in bfloat16 where the CPU supports it.
+(``training.windowed_model``) and computes in bfloat16 where the CPU supports it; it is
+timed as it runs by default (op determinism, no XLA) and with ``--jit`` (XLA, no op
+determinism: Keras compiles with XLA only then).
 Throughput counts real frames (padding excluded); medians over the timed epochs.
 
     .venv/bin/python bench/bench_training.py [--epochs 3]
@@ -103,21 +105,24 @@ def main():
 
     config = training.TrainingConfig()
     precision = training.resolve_precision(config.precision)
-    keras.utils.set_random_seed(0)
-    trainer = training.windowed_model(training.build_training_model(precision))
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.ctc_loss,
-                    jit_compile=config.jit_compile)
-    data, steps = batching.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
-    t_trainer = time_epochs(lambda: trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0),
-                            args.epochs)
+    rows = [('plain Keras fit (8 x 250-frame crops)', plain_frames / t_plain)]
+    for jit in (False, True):  # the trainer's default, and --jit (XLA)
+        training._set_determinism(0, ops=not jit)
+        trainer = training.windowed_model(training.build_training_model(precision))
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.ctc_loss,
+                        jit_compile=jit)
+        data, steps = batching.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
+        seconds = time_epochs(
+            lambda: trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0), args.epochs)
+        rows.append((f'trainer ({training.TRAINING_WINDOW}-frame windows, {precision}'
+                     f'{", --jit" if jit else ""})', real_frames / seconds))
 
-    rows = [('plain Keras fit (8 x 250-frame crops)', plain_frames / t_plain),
-            (f'trainer ({training.TRAINING_WINDOW}-frame windows, {precision})',
-             real_frames / t_trainer)]
     print(f'{"training": <58}{"frames/s":>10}')
     for name, rate in rows:
         print(f'{name: <58}{rate:>10.0f}')
-    print(f'speedup: {rows[1][1] / rows[0][1]:.2f}x  (tensorflow {tf.__version__})')
+    print(f'speedup over plain fit: trainer {rows[1][1] / rows[0][1]:.2f}x, with --jit '
+          f'{rows[2][1] / rows[0][1]:.2f}x; --jit over the trainer {rows[2][1] / rows[1][1]:.2f}x '
+          f'(tensorflow {tf.__version__})')
 
 
 if __name__ == '__main__':

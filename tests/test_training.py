@@ -188,6 +188,32 @@ def test_train_writes_weights_config_log_and_curves(tmp_path, monkeypatch):
     assert model.output_shape[-1] == 13
 
 
+def test_train_with_jit_compile_really_compiles_with_xla(tmp_path, monkeypatch):
+    """Keras silently drops jit_compile under op determinism, which the trainer switches on
+    for every other run (also earlier ones in the same process)."""
+    import warnings
+
+    import tensorflow as tf
+    from ctc_chroma_lib.dataset import load_dataset
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
+    tf.config.experimental.enable_op_determinism()  # as left behind by a run without XLA
+    items = load_dataset()
+    train_items = [it for it in items if it.fold == 1][:1]
+    valid_items = [it for it in items if it.fold == 4][:1]
+    config = training.TrainingConfig(epochs=1, precision='float32', jit_compile=True,
+                                     pitch_shift=0, random_margin=0.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        summary = training.train(config, train_items, valid_items, tmp_path / 'out',
+                                 progress=False)
+    assert not [w for w in caught if 'jit_compile' in str(w.message)]
+    assert summary['config']['jit_compile'] is True and summary['epochs_run'] == 1
+    config = training.TrainingConfig(epochs=1, precision='float32')
+    training.train(config, train_items, valid_items, tmp_path / 'plain', progress=False)
+    from tensorflow.python.framework import config as tf_config
+    assert tf_config.is_op_determinism_enabled()  # the next run without XLA is deterministic
+
+
 def test_train_command_reports_a_missing_dataset(tmp_path, capsys):
     from ctc_chroma_lib.cli import main
     assert main(['train', '--dataset', str(tmp_path / 'nothing'), '--out', str(tmp_path)]) == 2
@@ -337,6 +363,37 @@ def test_shipped_models_were_trained_with_the_default_configuration(kind):
     stored = json.loads((training.WEIGHTS_DIR / f'teaching-{kind}.json').read_text())['config']
     default = json.loads(json.dumps(asdict(training.TrainingConfig(kind=kind))))
     assert stored == default
+
+
+SPEED_SETTINGS = ('jit_compile', 'precision')
+"""Fields of TrainingConfig that change how fast a run computes, not what it learns."""
+
+
+def split_configs():
+    from ctc_chroma_lib.kinds import SHIPPED_SPLIT, SPLITS, split_model_name
+    return [(kind, split) for kind in training.TRAINING_KINDS for split in SPLITS
+            if split != SHIPPED_SPLIT
+            and (training.WEIGHTS_DIR / f'{split_model_name(kind, split)}.json').is_file()]
+
+
+@pytest.mark.parametrize('kind, split', split_configs() or [pytest.param(
+    None, None, marks=pytest.mark.skip(reason='no cross-validation split models shipped yet'))])
+def test_shipped_split_models_were_trained_with_their_kinds_recipe(kind, split):
+    # so that evaluate --cv compares the shipped recipes, and `make train SPLIT=` reproduces them
+    import json
+    from dataclasses import asdict
+    from ctc_chroma_lib.kinds import parse_split, split_model_name
+    name = split_model_name(kind, split)
+    summary = json.loads((training.WEIGHTS_DIR / f'{name}.json').read_text())
+    train_folds, valid_folds, _ = parse_split(split)
+    default = json.loads(json.dumps(asdict(training.TrainingConfig(
+        kind=kind, train_folds=train_folds, valid_folds=valid_folds))))
+    stored = summary['config']
+    for key in SPEED_SETTINGS:
+        stored.pop(key), default.pop(key)
+    assert stored == default
+    assert summary['epochs_run'] == stored['epochs']  # the whole run, not a partial one
+    assert (training.WEIGHTS_DIR / f'{name}.weights.h5').is_file()
 
 
 def test_a_resumed_pipeline_continues_the_random_streams_of_its_epoch():
