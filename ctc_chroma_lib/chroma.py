@@ -130,6 +130,15 @@ def chroma_cache_path(audio_path, kind):
 
 
 def _compute_chroma_uncached(audio_path, kind, cache):
+    # BLAS on one thread: the bits of some products (librosa's chroma filter bank) depend on
+    # how many threads share them, and a recording's features must not depend on where they
+    # were computed (a Dask worker runs one thread, this process as many as the cores).
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(limits=1, user_api='blas'):
+        return _compute_chroma_unlimited(audio_path, kind, cache)
+
+
+def _compute_chroma_unlimited(audio_path, kind, cache):
     if not kind.learned:
         from .audio import load_audio
         y = load_audio(audio_path, sr=HCQT.sr)
