@@ -670,22 +670,33 @@ def _checked(task, result, params):
 
 
 def _share_cores(threads: int) -> None:
-    """Initializer of a local worker: TensorFlow and numba use ``threads`` threads each, so
-    that the workers together do not oversubscribe the cores (read when they start)."""
+    """Initializer of a local worker: TensorFlow, numba, BLAS and OpenMP use ``threads``
+    threads each, so that the workers together do not oversubscribe the cores.
+
+    TensorFlow and numba read the variables when they start, which is later in a worker;
+    NumPy's BLAS has started already (unpickling this initializer imports this module), so
+    its pool is limited directly."""
     for variable in ('TF_NUM_INTRAOP_THREADS', 'NUMBA_NUM_THREADS', 'OMP_NUM_THREADS'):
         os.environ.setdefault(variable, str(threads))
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(limits=threads)
+
+
+def _worker_pool(workers: int):
+    """``workers`` spawned local processes that share the CPU cores (:func:`_share_cores`)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
+                               initargs=(threads,),
+                               mp_context=multiprocessing.get_context('spawn'))
 
 
 def process_pool_runner(workers: int):
-    """A runner that computes the features in ``workers`` local processes (spawned), which
-    share the CPU cores (:func:`_share_cores`)."""
+    """A runner that computes the features in ``workers`` local processes (:func:`_worker_pool`)."""
     def run(todo, kind, feature_fn, params):
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
-                                 initargs=(threads,),
-                                 mp_context=multiprocessing.get_context('spawn')) as pool:
+        from concurrent.futures import as_completed
+        with _worker_pool(workers) as pool:
             futures = {pool.submit(remote_features, str(task[1]), kind): task for task in todo}
             try:
                 for future in as_completed(futures):

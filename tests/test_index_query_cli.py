@@ -864,6 +864,22 @@ def test_local_workers_build_the_same_index_as_a_serial_run(built, tmp_path, cap
     assert load_index(tmp_path / 'pool')[1][0][1].tobytes() == load_index(index)[1][0][1].tobytes()
 
 
+def test_local_workers_share_the_cores(monkeypatch):
+    """Each of N local workers gets its share of the cores, also in BLAS, which NumPy starts
+    before the worker's initializer runs (so that variables alone come too late)."""
+    from threadpoolctl import threadpool_info
+
+    from ctc_chroma_lib.index import _worker_pool
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip('one CPU core: every worker gets one thread anyway')
+    for variable in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS'):
+        monkeypatch.delenv(variable, raising=False)
+    with _worker_pool(2) as pool:
+        pools = pool.submit(threadpool_info).result()
+    blas = [p['num_threads'] for p in pools if p['user_api'] == 'blas']
+    assert blas and set(blas) == {os.cpu_count() // 2}
+
+
 def test_a_dask_cluster_builds_the_same_index_as_a_serial_run(built, tmp_path):
     distributed = pytest.importorskip('dask.distributed')
     audio, index = built
