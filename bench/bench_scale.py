@@ -20,7 +20,12 @@ For every size:
   the one from the float32 feature files, which a third process reads one by one as queries
   did before the pack (its time and memory are the last columns).
 
+*Rivals* (``--rivals``, no archive built): how many distinct filler passages (recording,
+transposition) beat each planted recording, and how often an archive of each size repeats
+them, which is what limits *planted@10* in these synthetic archives.
+
     .venv/bin/python bench/bench_scale.py [--hours 1,10,100] [--queries 20] [--workdir DIR]
+    .venv/bin/python bench/bench_scale.py --rivals [--hours 1,10,100,1000]
 """
 import argparse
 import json
@@ -161,6 +166,46 @@ def bench_size(workdir, hours, items, chroma, n_queries):
     return row
 
 
+def distinct_rivals(items, chroma, n_queries):
+    """How many *distinct* filler passages beat each planted recording, and how often the
+    archives repeat each of them.
+
+    The fillers are the recordings of folds 1-4 in 12 transpositions; an archive of H hours
+    holds each of these variants about ``copies(H)`` times. A variant whose best match with
+    a theme costs less than the planted recording's therefore takes about that many places
+    in the top 10 of an H-hour archive. Returns ``(rivals, variant_frames)``: per planted
+    theme, the number of variants (recording, transposition) that beat its planted recording
+    (the same queries and step sizes as the search), and the frames of all variants.
+    """
+    from ctc_chroma_lib.query import build_queries
+    from ctc_chroma_lib.retrieval import document_costs
+    fillers = [(it.mtd_id, chroma[it.mtd_id]) for it in items if it.fold != 5]
+    planted = [it for it in items if it.fold == 5][:n_queries]
+    rivals = []
+    for it in planted:
+        queries = build_queries(it.theme)
+        own = document_costs(queries, [(it.mtd_id, chroma[it.mtd_id])])[0]
+        beaten = 0
+        for shift in range(12):
+            shifted = [(factor, np.roll(X, shift, axis=0)) for factor, X in queries]
+            beaten += int(np.sum(document_costs(shifted, fillers) < own))
+        rivals.append(beaten)
+    return rivals, 12 * sum(Y.shape[1] for _, Y in fillers)
+
+
+def report_rivals(items, chroma, n_queries, hours):
+    rivals, variant_frames = distinct_rivals(items, chroma, n_queries)
+    print(f'distinct filler passages (fold 1-4 recordings x 12 transpositions: '
+          f'{variant_frames / 25 / 3600:.1f} h) that beat the planted recording, per theme: '
+          f'{sorted(rivals)}')
+    for top in (1, 10):
+        print(f'  planted recording among the top {top} of the distinct passages: '
+              f'{np.mean([r < top for r in rivals]):.2f} of the themes')
+    for h in hours:
+        print(f'  {h} h archive: each passage about {h * 3600 * 25 / variant_frames:.1f} times')
+    return rivals
+
+
 def plot(rows, path):
     import matplotlib
     matplotlib.use('Agg')
@@ -190,6 +235,9 @@ def main():
     parser.add_argument('--workdir', default=None, help='scratch folder (default: a temporary one)')
     parser.add_argument('--json', default=None, help='also write the rows as JSON')
     parser.add_argument('--plot', default=None, help='write the cost plot (PNG)')
+    parser.add_argument('--rivals', action='store_true',
+                        help='only count the distinct filler passages that beat each planted '
+                             'recording (no archives are built)')
     parser.add_argument('--query-worker', nargs='+', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.query_worker:
@@ -198,6 +246,9 @@ def main():
     import tempfile
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix='bench_scale_'))
     items, chroma = teaching_chroma()
+    hours_list = [float(h) if '.' in h else int(h) for h in args.hours.split(',')]
+    if args.rivals:
+        return report_rivals(items, chroma, args.queries, hours_list)
     print(f'{os.cpu_count()} CPU cores; teaching chroma of {len(items)} recordings; '
           f'{args.queries} themes per batch', flush=True)
     header = (f'{"hours":>6} {"recs":>7} {"ingest s":>9} {"index MB":>9} {"2-stage s/q":>11} '
@@ -205,7 +256,7 @@ def main():
               f'{"f16=f32":>7} {"files s/q":>9} {"files MB":>8}')
     print(header, flush=True)
     rows = []
-    for hours in [float(h) if '.' in h else int(h) for h in args.hours.split(',')]:
+    for hours in hours_list:
         r = bench_size(workdir, hours, items, chroma, args.queries)
         rows.append(r)
         print(f'{r["hours"]:>6} {r["recordings"]:>7} {r["ingest_s"]:>9.1f} {r["index_mb"]:>9.0f} '
