@@ -171,9 +171,9 @@ def distinct_rivals(items, chroma, n_queries):
     archives repeat each of them.
 
     The fillers are the recordings of folds 1-4 in 12 transpositions; an archive of H hours
-    holds each of these variants about ``copies(H)`` times. A variant whose best match with
-    a theme costs less than the planted recording's therefore takes about that many places
-    in the top 10 of an H-hour archive. Returns ``(rivals, variant_frames)``: per planted
+    holds each of these variants about ``H * 3600 * 25 / variant_frames`` times. A variant
+    whose best match with a theme costs less than the planted recording's therefore takes
+    about that many places in the top 10 of an H-hour archive. Returns ``(rivals, variant_frames)``: per planted
     theme, the number of variants (recording, transposition) that beat its planted recording
     (the same queries and step sizes as the search), and the frames of all variants.
     """
