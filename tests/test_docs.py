@@ -42,3 +42,24 @@ def test_a_notebook_tag_names_notebooks_that_use_the_function(qualified, name, t
     for notebook in notebooks:
         assert notebook in NOTEBOOKS, f'{qualified}: {notebook} does not exist'
         assert used_in(name, NOTEBOOKS[notebook]), f'{qualified}: {notebook} never uses it'
+
+
+# A bibliography entry: "- A. B. Surname, C. Other: *Title.* Venue, year ..."
+REFERENCE = re.compile(r'^- (?:[A-Z]\.(?: ?[A-Z]\.)* [^\s:,]+(?:, |: | et al\.: ))+\*[^*]+\*.*$', re.M)
+LINK = re.compile(r'\]\(https?://[^)\s]+\)')
+
+
+def references():
+    for name, text in NOTEBOOKS.items():
+        for line in REFERENCE.findall(text):
+            yield name, line
+
+
+def test_the_notebooks_have_references():
+    assert len(list(references())) > 30
+
+
+def test_every_reference_in_a_notebook_has_a_link():
+    """Students read the HTML pages offline and follow a DOI or URL to the source."""
+    missing = [f'{name}: {line[:80]}' for name, line in references() if not LINK.search(line)]
+    assert not missing, 'references without a DOI or URL:\n' + '\n'.join(missing)
