@@ -374,7 +374,10 @@ def _previous_run(out_dir, name, monitor, resume):
     """``(first_epoch, previous_best)`` of an interrupted run to resume, else ``(0, None)``.
 
     A backup folder means an interrupted run; without one (or with ``resume=False``) the run
-    starts afresh and an old log is removed.
+    starts afresh and an old log is removed. The backup (written last at the end of every
+    epoch, see :func:`train`) says how many epochs are complete; a log row of a later epoch
+    comes from an epoch that was interrupted after logging and is run again, so it neither
+    counts as done nor sets the value the best weights have to beat.
     """
     backup_dir = out_dir / f'.{name}.backup'
     if not resume and backup_dir.exists():
@@ -386,11 +389,23 @@ def _previous_run(out_dir, name, monitor, resume):
             log_path.unlink()
         return 0, None
     earlier = read_training_log(log_path) if log_path.exists() else []
+    first_epoch = _backup_epoch(backup_dir)
+    if first_epoch is None:
+        first_epoch = len(earlier)
+    earlier = [row for row in earlier if row['epoch'] < first_epoch]
     previous_best = None
     if earlier and (out_dir / f'.{name}.best.weights.h5').exists():
         values = [row[monitor] for row in earlier if monitor in row]
         previous_best = (max if monitor == 'val_mrr' else min)(values) if values else None
-    return len(earlier), previous_best
+    return first_epoch, previous_best
+
+
+def _backup_epoch(backup_dir):
+    """Epochs completed according to a Keras ``BackupAndRestore`` folder (None: unknown)."""
+    try:
+        return int(json.loads((Path(backup_dir) / 'training_metadata.json').read_text())['epoch'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _initial_model(config):
@@ -470,15 +485,18 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     best_path = out_dir / f'.{name}.best.weights.h5'
     timer = epoch_timer(frames_per_epoch)
     monitor = config.monitor
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup_dir)), timer,
-                 validation_metrics(model, valid_items)]
+    # At the end of an epoch: metrics, log row, backup, best weights. The backup marks the
+    # epoch as done, so an interruption before it (e.g. during the validation retrieval)
+    # runs the whole epoch again instead of leaving it out of the log.
+    callbacks = [timer, validation_metrics(model, valid_items)]
     if keep_epochs:
         callbacks.append(epoch_weights(model, out_dir, name, keep_epochs))
     callbacks += [
-        best_weights_checkpoint(model, best_path, monitor, previous_best),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=config.patience,
                                       mode='max' if monitor == 'val_mrr' else 'min'),
         keras.callbacks.CSVLogger(str(log_path), append=True),
+        keras.callbacks.BackupAndRestore(str(backup_dir)),
+        best_weights_checkpoint(model, best_path, monitor, previous_best),
     ]
     if verbose is None:
         verbose = 1 if progress and os.isatty(2) else 2

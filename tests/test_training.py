@@ -188,6 +188,55 @@ def test_train_writes_weights_config_log_and_curves(tmp_path, monkeypatch):
     assert model.output_shape[-1] == 13
 
 
+class _Stop(Exception):
+    pass
+
+
+def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeypatch):
+    """An interruption after an epoch's training but before its log row and backup (e.g.
+    during the validation retrieval) must not leave that epoch out of the resumed log."""
+    import keras
+    from ctc_chroma_lib.dataset import load_dataset
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
+    items = load_dataset()
+    train_items = [it for it in items if it.fold == 1][:1]
+    valid_items = [it for it in items if it.fold == 4][:1]
+    config = training.TrainingConfig(epochs=3, precision='float32', pitch_shift=0,
+                                     random_margin=0.0)
+    real_metrics = training.validation_metrics
+
+    def interrupted_in_epoch_2(model, items, progress=False):
+        inner = real_metrics(model, items, progress)
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:
+                    raise _Stop()
+                inner.on_epoch_end(epoch, logs)
+        return Interrupt()
+
+    monkeypatch.setattr(training, 'validation_metrics', interrupted_in_epoch_2)
+    out = tmp_path / 'out'
+    with pytest.raises(_Stop):
+        training.train(config, train_items, valid_items, out, progress=False)
+    assert [int(r['epoch']) for r in training.read_training_log(out / 'teaching-ctc.log.csv')] == [0]
+    monkeypatch.setattr(training, 'validation_metrics', real_metrics)
+    summary = training.train(config, train_items, valid_items, out, progress=False)
+    rows = training.read_training_log(out / 'teaching-ctc.log.csv')
+    assert [int(r['epoch']) for r in rows] == [0, 1, 2]
+    assert all('val_mrr' in r for r in rows) and summary['epochs_run'] == 3
+
+
+def test_a_resumed_run_trusts_the_backup_over_log_rows_of_unfinished_epochs(tmp_path):
+    """A log row written after the last backup belongs to an epoch that is run again."""
+    backup = tmp_path / '.x.backup'
+    backup.mkdir()
+    (backup / 'training_metadata.json').write_text('{"epoch": 2, "batch": 0}')
+    (tmp_path / 'x.log.csv').write_text('epoch,loss,val_loss\n0,5,6\n1,4,5\n2,3,1\n')
+    (tmp_path / '.x.best.weights.h5').write_bytes(b'')
+    assert training._previous_run(tmp_path, 'x', 'val_loss', True) == (2, 5.0)
+
+
 def test_train_with_jit_compile_really_compiles_with_xla(tmp_path, monkeypatch):
     """Keras silently drops jit_compile under op determinism, which the trainer switches on
     for every other run (also earlier ones in the same process)."""
