@@ -6,9 +6,10 @@ this process (``--workers 1``) and once with two worker processes (``--workers 2
 ``--repeats`` times each; medians of the wall times. The indexes must be identical.
 
 Starting the workers (spawned processes that import TensorFlow and load the model) costs
-a few seconds, which a small folder does not amortize.
+a few seconds, which a small folder does not amortize; ``--copies N`` indexes every recording
+N times (under other names) to see the rate of a larger folder.
 
-    .venv/bin/python bench/bench_indexing.py [--items 499] [--repeats 1]
+    .venv/bin/python bench/bench_indexing.py [--items 499] [--copies 1] [--repeats 1]
 """
 import argparse
 import json
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--items', type=int, default=499)
+    parser.add_argument('--copies', type=int, default=1)
     parser.add_argument('--repeats', type=int, default=1)
     args = parser.parse_args()
     import numpy as np
@@ -38,9 +40,12 @@ def main():
     audio = work / 'audio'
     audio.mkdir()
     for it in items:
-        shutil.copy(it.audio_path, audio / Path(it.audio_path).name)
+        name = Path(it.audio_path)
+        for copy in range(args.copies):
+            suffix = f'_{copy}' if copy else ''
+            shutil.copy(name, audio / f'{name.stem}{suffix}{name.suffix}')
     seconds = sum(audio_duration(p) for p in audio.iterdir())
-    print(f'{len(items)} recordings, {seconds / 60:.1f} min of audio, {os.cpu_count()} CPU cores, '
+    print(f'{len(items) * args.copies} recordings, {seconds / 60:.1f} min of audio, {os.cpu_count()} CPU cores, '
           f'median of {args.repeats}', flush=True)
     times, manifests = {}, {}
     for workers in (1, 2):
@@ -58,7 +63,7 @@ def main():
               f'real time)', flush=True)
     print(f'speed-up of 2 workers: {times[1] / times[2]:.2f}x; identical feature files: '
           f'{manifests[1] == manifests[2]}')
-    print(json.dumps({'items': len(items), 'audio_s': seconds, 'seconds': times}))
+    print(json.dumps({'items': len(items), 'copies': args.copies, 'audio_s': seconds, 'seconds': times}))
     shutil.rmtree(work)
 
 

@@ -464,6 +464,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     backup_dir = out_dir / f'.{name}.backup'
     log_path = out_dir / f'{name}.log.csv'
     first_epoch, previous_best = _previous_run(out_dir, name, config.monitor, resume)
+    sittings_path = out_dir / f'.{name}.sittings.json'
+    if not first_epoch and sittings_path.exists():
+        sittings_path.unlink()
 
     _set_determinism(config.seed, ops=not config.jit_compile)
     train_examples = load_examples(train_items, config.kind, config.margin, progress,
@@ -496,6 +499,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
                                       mode='max' if monitor == 'val_mrr' else 'min'),
         keras.callbacks.CSVLogger(str(log_path), append=True),
         keras.callbacks.BackupAndRestore(str(backup_dir)),
+        sitting_clock(sittings_path, first_epoch),
         best_weights_checkpoint(model, best_path, monitor, previous_best),
     ]
     if verbose is None:
@@ -510,16 +514,19 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     weights_path = out_dir / f'{name}.weights.h5'
     if best_path.exists():
         os.replace(best_path, weights_path)
+    sittings = read_sittings(sittings_path)
     summary = _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch,
-                             seconds, timer.median_frames_per_second(), weights_path)
+                             seconds, timer.median_frames_per_second(), weights_path, sittings)
     if backup_dir.exists():
         import shutil
         shutil.rmtree(backup_dir)
+    if sittings_path.exists():
+        sittings_path.unlink()
     return summary
 
 
 def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch, seconds,
-                   frames_per_second, weights_path):
+                   frames_per_second, weights_path, sittings=()):
     """Write ``<name>.json`` and ``<name>.png`` of a finished run; returns the summary."""
     from .plots import plot_training_log
 
@@ -539,6 +546,9 @@ def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_e
         'best_val_loss': best.get('val_loss'),
         'best_val_mrr': best.get('val_mrr'),
         'seconds_this_run': round(seconds, 1),
+        'sittings': max(len(sittings), 1),
+        'seconds_all_sittings': round(sum(s['seconds'] for s in sittings), 1) if sittings
+                                else round(seconds, 1),
         'median_train_frames_per_second': frames_per_second,
         'weights': weights_path.name,
     }
@@ -547,6 +557,38 @@ def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_e
     plot_training_log(log_path, png_path=out_dir / f'{name}.png',
                       title=f'{name}: {config.kind} loss')
     return summary
+
+
+def sitting_clock(path, first_epoch):
+    """A Keras callback recording, after every epoch, how long this sitting of a run has
+    trained (``path``: JSON list of ``{"first_epoch", "epochs", "seconds"}``, one entry per
+    sitting). A run interrupted and resumed sums its sittings (:func:`read_sittings`); the
+    epoch cut off by an interruption is not counted."""
+    import keras
+
+    earlier = [s for s in read_sittings(path) if s['first_epoch'] < first_epoch]
+
+    class SittingClock(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            now = {'first_epoch': first_epoch, 'epochs': epoch + 1 - first_epoch,
+                   'seconds': round(time.perf_counter() - self._start, 1)}
+            with atomic_path(path) as tmp:
+                Path(tmp).write_text(json.dumps(earlier + [now]) + '\n')
+
+    return SittingClock()
+
+
+def read_sittings(path):
+    """The sittings that :func:`sitting_clock` recorded (empty if none or unreadable)."""
+    try:
+        sittings = json.loads(Path(path).read_text())
+        return [s for s in sittings if isinstance(s, dict) and
+                {'first_epoch', 'epochs', 'seconds'} <= set(s)]
+    except (OSError, ValueError, TypeError):
+        return []
 
 
 def epoch_timer(frames_per_epoch):

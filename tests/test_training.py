@@ -225,6 +225,9 @@ def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeyp
     rows = training.read_training_log(out / 'teaching-ctc.log.csv')
     assert [int(r['epoch']) for r in rows] == [0, 1, 2]
     assert all('val_mrr' in r for r in rows) and summary['epochs_run'] == 3
+    assert summary['sittings'] == 2
+    assert summary['seconds_all_sittings'] > summary['seconds_this_run'] > 0
+    assert not list(out.glob('.teaching-ctc*'))  # no backup or sittings record left
 
 
 def test_a_resumed_run_trusts_the_backup_over_log_rows_of_unfinished_epochs(tmp_path):
