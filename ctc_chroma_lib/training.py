@@ -400,6 +400,35 @@ def _previous_run(out_dir, name, monitor, resume):
     return first_epoch, previous_best
 
 
+RESUMABLE_CHANGES = ('jit_compile',)
+"""Settings that may differ between the sittings of one run (they change speed, not the recipe)."""
+
+
+def _check_resumed_settings(path, name, config, train_items, valid_items, resuming):
+    """Refuse to resume a run with other settings or data than it started with.
+
+    A fresh run writes its settings to ``path``; a resumed one compares (except
+    :data:`RESUMABLE_CHANGES`) and raises before anything is changed. A run started without
+    the record cannot be checked and resumes."""
+    settings = {k: v for k, v in asdict(config).items() if k not in RESUMABLE_CHANGES}
+    settings['train_items'] = [getattr(it, 'mtd_id', str(it)) for it in train_items]
+    settings['valid_items'] = [getattr(it, 'mtd_id', str(it)) for it in valid_items]
+    settings = json.loads(json.dumps(settings))
+    if not resuming:
+        with atomic_path(path) as tmp:
+            Path(tmp).write_text(json.dumps(settings, indent=1) + '\n')
+        return
+    try:
+        started = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return
+    changed = sorted(k for k in set(settings) | set(started) if settings.get(k) != started.get(k))
+    if changed:
+        raise CTCChromaError(f'{name}: an interrupted run with other {", ".join(changed)} is '
+                             f'waiting to be resumed; give the settings it started with, or '
+                             f'--restart to discard it')
+
+
 def _backup_epoch(backup_dir):
     """Epochs completed according to a Keras ``BackupAndRestore`` folder (None: unknown)."""
     try:
@@ -464,6 +493,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     backup_dir = out_dir / f'.{name}.backup'
     log_path = out_dir / f'{name}.log.csv'
     first_epoch, previous_best = _previous_run(out_dir, name, config.monitor, resume)
+    _check_resumed_settings(out_dir / f'.{name}.settings.json', name, config, train_items,
+                            valid_items, resuming=backup_dir.exists())
     sittings_path = out_dir / f'.{name}.sittings.json'
     if not first_epoch and sittings_path.exists():
         sittings_path.unlink()
@@ -520,8 +551,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     if backup_dir.exists():
         import shutil
         shutil.rmtree(backup_dir)
-    if sittings_path.exists():
-        sittings_path.unlink()
+    for path in (sittings_path, out_dir / f'.{name}.settings.json'):
+        if path.exists():
+            path.unlink()
     return summary
 
 

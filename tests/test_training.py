@@ -240,6 +240,26 @@ def test_a_resumed_run_trusts_the_backup_over_log_rows_of_unfinished_epochs(tmp_
     assert training._previous_run(tmp_path, 'x', 'val_loss', True) == (2, 5.0)
 
 
+def test_a_run_is_not_resumed_with_other_settings(tmp_path):
+    backup = tmp_path / '.teaching-ctc.backup'
+    backup.mkdir()
+    (backup / 'training_metadata.json').write_text('{"epoch": 1, "batch": 0}')
+    (tmp_path / 'teaching-ctc.log.csv').write_text('epoch,loss,val_loss\n0,5,6\n')
+    started = training.TrainingConfig(learning_rate=1e-3)
+    training._check_resumed_settings(tmp_path / '.teaching-ctc.settings.json', 'teaching-ctc',
+                                     started, ['A'], ['B'], resuming=False)
+    other = training.TrainingConfig(learning_rate=3e-4, jit_compile=True)
+    with pytest.raises(CTCChromaError, match='other learning_rate is waiting.*--restart'):
+        training.train(other, ['A'], ['B'], tmp_path)
+    assert (backup / 'training_metadata.json').exists()  # nothing discarded
+    assert (tmp_path / 'teaching-ctc.log.csv').read_text().count('\n') == 2
+    with pytest.raises(CTCChromaError, match='other train_items'):
+        training.train(started, ['C'], ['B'], tmp_path)
+    training._check_resumed_settings(tmp_path / '.teaching-ctc.settings.json', 'teaching-ctc',
+                                     training.TrainingConfig(learning_rate=1e-3, jit_compile=True),
+                                     ['A'], ['B'], resuming=True)  # --jit may change
+
+
 def test_train_with_jit_compile_really_compiles_with_xla(tmp_path, monkeypatch):
     """Keras silently drops jit_compile under op determinism, which the trainer switches on
     for every other run (also earlier ones in the same process)."""
