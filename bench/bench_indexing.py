@@ -3,7 +3,9 @@
 The first ``--items`` recordings of the teaching set (all folds) are indexed from audio (kind
 ``ctc``: decoding, HCQT, network, blank removal; no caches) into a fresh index, once in
 this process (``--workers 1``) and once with two worker processes (``--workers 2``),
-``--repeats`` times each; medians of the wall times. The indexes must be identical.
+``--repeats`` times each; medians of the wall times. The indexes must hold the same
+recordings and the same chroma up to float32 rounding (a worker runs TensorFlow and BLAS on
+its share of the cores, which can change the order of sums).
 
 Starting the workers (spawned processes that import TensorFlow and load the model) costs
 a few seconds, which a small folder does not amortize; ``--copies N`` indexes every recording
@@ -58,11 +60,16 @@ def main():
             runs.append(time.perf_counter() - started)
         times[workers] = float(np.median(runs))
         manifest = read_manifest(index)
-        manifests[workers] = {rel: e['npz_sha256'] for rel, e in manifest['files'].items()}
+        manifests[workers] = {rel: np.load(index / 'features' / e['npz'])['chroma']
+                              for rel, e in manifest['files'].items()}
         print(f'--workers {workers}: {times[workers]:6.1f} s  ({seconds / times[workers]:5.1f}x '
               f'real time)', flush=True)
-    print(f'speed-up of 2 workers: {times[1] / times[2]:.2f}x; identical feature files: '
-          f'{manifests[1] == manifests[2]}')
+    same = manifests[1].keys() == manifests[2].keys()
+    identical = same and all(np.array_equal(a, manifests[2][rel]) for rel, a in manifests[1].items())
+    largest = max((float(np.abs(a - manifests[2][rel]).max()) for rel, a in manifests[1].items()
+                   if a.shape == manifests[2][rel].shape), default=float('nan')) if same else None
+    print(f'speed-up of 2 workers: {times[1] / times[2]:.2f}x; same recordings: {same}; '
+          f'bit-identical chroma: {identical}; largest difference: {largest:.1e}')
     print(json.dumps({'items': len(items), 'copies': args.copies, 'audio_s': seconds, 'seconds': times}))
     shutil.rmtree(work)
 
