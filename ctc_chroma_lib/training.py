@@ -493,11 +493,10 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     backup_dir = out_dir / f'.{name}.backup'
     log_path = out_dir / f'{name}.log.csv'
     first_epoch, previous_best = _previous_run(out_dir, name, config.monitor, resume)
-    _check_resumed_settings(out_dir / f'.{name}.settings.json', name, config, train_items,
-                            valid_items, resuming=backup_dir.exists())
-    sittings_path = out_dir / f'.{name}.sittings.json'
-    if not first_epoch and sittings_path.exists():
-        sittings_path.unlink()
+    settings_path = out_dir / f'.{name}.settings.json'
+    _check_resumed_settings(settings_path, name, config, train_items, valid_items,
+                            resuming=backup_dir.exists())
+    sittings_path = out_dir / f'.{name}.sittings.json'  # sitting_clock drops stale entries
 
     _set_determinism(config.seed, ops=not config.jit_compile)
     train_examples = load_examples(train_items, config.kind, config.margin, progress,
@@ -551,7 +550,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     if backup_dir.exists():
         import shutil
         shutil.rmtree(backup_dir)
-    for path in (sittings_path, out_dir / f'.{name}.settings.json'):
+    for path in (sittings_path, settings_path):
         if path.exists():
             path.unlink()
     return summary
