@@ -144,12 +144,12 @@ class Kind:
         return getattr(importlib.import_module(f'.{module}', __package__), function)
 
 
-CTC_RECIPE = (('epochs', 60), ('learning_rate', 1e-3), ('patience', 60), ('monitor', 'val_loss'),
+CTC_RECIPE = (('epochs', 30), ('learning_rate', 1e-3), ('patience', 30), ('monitor', 'val_loss'),
               ('random_margin', 0.5), ('pitch_shift', 6), ('warmup_epochs', 2.0),
               ('lr_decay', 'cosine'), ('clipnorm', 5.0), ('init', ''))
 """Training recipe of the shipped ``ctc`` model. It starts from random weights, as in the
 paper, at Adam's learning rate of 1e-3 with a warm-up of two epochs, a cosine decay and
-gradient clipping, for 60 epochs; every epoch sees every training theme in a random
+gradient clipping, for 30 epochs; every epoch sees every training theme in a random
 transposition (up to 6 semitones) and with random margins (up to 0.5 s) around its weak
 segment; the epoch with the lowest validation loss is shipped. Its early epochs are the
 *blank plateau* (see :func:`ctc_chroma_lib.training.validation_metrics`), which it leaves by

@@ -323,10 +323,10 @@ def test_windowed_training_model_equals_the_model_away_from_the_ends():
 
 
 def test_config_defaults_depend_on_the_kind_and_explicit_values_win():
-    assert training.TrainingConfig(kind='ctc').epochs == 60
+    assert training.TrainingConfig(kind='ctc').epochs == 30
     assert training.TrainingConfig(kind='strong').init == 'harmonic-prior'
     config = training.TrainingConfig(kind='ctc', learning_rate=3e-3, epochs=2, pitch_shift=0)
-    assert (config.learning_rate, config.epochs, config.patience, config.pitch_shift) == (3e-3, 2, 60, 0)
+    assert (config.learning_rate, config.epochs, config.patience, config.pitch_shift) == (3e-3, 2, 30, 0)
     assert training.TrainingConfig(kind='ctc').init == ''  # random, as in the paper
 
 
