@@ -7,6 +7,8 @@ index use: every kind returns (12 x T) float32 chroma at 25 Hz with unit-norm co
 """
 import hashlib
 import os
+import re
+from pathlib import Path
 
 import numpy as np
 
@@ -125,7 +127,8 @@ def chroma_cache_path(audio_path, kind):
     kind = resolve(kind)
     audio_hash = _file_hash(audio_path).hexdigest()[:20]
     key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind.name}|{kind.fingerprint()}'.encode()).hexdigest()[:16]
-    safe_kind = kind.name.replace(':', '-')
+    # Readable part of the name only: the key above tells kinds and weights apart.
+    safe_kind = re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(kind.path).name if kind.path else kind.name)
     return cache_root() / 'chroma' / f'{audio_hash}_{safe_kind}_{key}.npz'
 
 

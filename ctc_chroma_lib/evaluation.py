@@ -17,7 +17,8 @@ from typing import Dict, Iterable, Sequence
 import numpy as np
 
 from .errors import CTCChromaError
-from .kinds import FEATURE_TYPES, SPLITS, TRAINING_KINDS, for_split, resolve, split_holding_out
+from .kinds import (FEATURE_TYPES, SPLITS, TRAINING_KINDS, WEIGHTS_SUFFIX, for_split, resolve,
+                    split_holding_out)
 from .query import DEFAULT_TEMPO_FACTORS, TEMPO_STRATEGIES, build_queries
 from .retrieval import document_costs
 
@@ -331,9 +332,16 @@ def cv_feature(kind, fold):
 
     Returns:
         name (str): E.g. 'teaching-ctc-train234valid5' for ('ctc', 1), 'ctc' for ('ctc', 5)
+
+    Raises:
+        CTCChromaError: ``kind`` is a weights file (one model, not one per split)
     """
     if kind in TRAINING_KINDS:
         return for_split(kind, split_holding_out(fold)).name
+    if kind.endswith(WEIGHTS_SUFFIX):
+        raise CTCChromaError(f'{kind!r} is one model, but cross-validation evaluates every '
+                             'fold with a model that never saw it; evaluate the file on its '
+                             'test fold with --folds instead')
     return kind
 
 

@@ -10,9 +10,10 @@ Every chroma in this project has a *kind*. Six are named (:data:`KINDS`):
 
 Two more families name a model instead of a kind: ``published:<ID>``, one of the authors'
 checkpoints (:mod:`ctc_chroma_lib.published`), and ``teaching-<kind>-<split>``, a learned
-kind trained on one cross-validation split (:data:`SPLITS`). :func:`resolve` turns any of
-these names into a :class:`Kind`; the rest of the package asks it, and nothing else,
-what a name means.
+kind trained on one cross-validation split (:data:`SPLITS`). A path to a ``.weights.h5``
+file (a model trained with ``ctc-chroma train --out``) names a learned model too.
+:func:`resolve` turns any of these names into a :class:`Kind`; the rest of the package asks
+it, and nothing else, what a name means.
 """
 import hashlib
 import re
@@ -42,8 +43,8 @@ class Kind:
     """A feature kind, or a model standing for one: what computes it and from what.
 
     Attributes:
-        name (str): The canonical name: 'ctc', 'cqt', 'published:<ID>' or
-            'teaching-<kind>-<split>'
+        name (str): The canonical name: 'ctc', 'cqt', 'published:<ID>',
+            'teaching-<kind>-<split>' or the path of a ``.weights.h5`` file
         family (str): 'learned' (this project's models), 'published' (the authors') or
             'computed' (no model of this project)
         description (str): One line for help texts and tables
@@ -53,6 +54,7 @@ class Kind:
         compute (str or None): For computed kinds, ``'module:function'`` of this package
             returning ``(chroma, times)`` from audio at 22050 Hz
         recipe (tuple): For learned kinds, the training defaults (see below)
+        path (str or None): For a model given as a weights file, its path
     """
 
     name: str
@@ -64,6 +66,7 @@ class Kind:
     recipe: tuple = ()
     """For learned kinds, ``(field, value)`` pairs: the defaults of
     :class:`ctc_chroma_lib.training.TrainingConfig` that make the shipped model."""
+    path: Optional[str] = None
 
     @property
     def learned(self) -> bool:
@@ -75,6 +78,8 @@ class Kind:
         """Model spec for :func:`ctc_chroma_lib.model.load_model` (None if computed)."""
         if self.family == 'published':
             return self.name
+        if self.path is not None:
+            return self.path
         if self.family == 'learned':
             return model_name(self.training, self.split)
         return None
@@ -89,6 +94,8 @@ class Kind:
         """The ``.weights.h5`` file of a learned kind (None otherwise)."""
         if self.family != 'learned':
             return None
+        if self.path is not None:
+            return Path(self.path)
         return Path(constants.WEIGHTS_DIR) / f'{split_model_name(self.training, self.split)}.weights.h5'
 
     def check(self):
@@ -97,7 +104,10 @@ class Kind:
         Raises:
             CTCChromaError: Weights not trained yet, or a package that is not installed
         """
-        if self.family == 'learned':
+        if self.path is not None:
+            if not self.weights.is_file():
+                raise CTCChromaError(f'weights file not found: {self.path}')
+        elif self.family == 'learned':
             if not self.weights.is_file():
                 how = ('`make train`' if self.split == SHIPPED_SPLIT else
                        f'`make train SPLIT={self.split}` or `ctc-chroma train --kind '
@@ -197,6 +207,9 @@ CTC_MODEL = 'teaching'
 
 _SPLIT_MODEL = re.compile(r'teaching-(?P<kind>[a-z]+)(?:-(?P<split>train\d+valid\d))?')
 
+WEIGHTS_SUFFIX = '.weights.h5'
+"""Suffix of the weights files of this project's models (a name ending in it is a path)."""
+
 
 def parse_split(split):
     """Folds of a split name such as 'train234valid5'.
@@ -274,7 +287,9 @@ def resolve(name):
     Args:
         name (str): A named kind (:data:`FEATURE_TYPES`), 'published:<ID>', or a model
             name of this project: 'teaching' (= ctc), 'teaching-<kind>' (the shipped
-            models) or 'teaching-<kind>-<split>'
+            models), 'teaching-<kind>-<split>', or the path of a ``.weights.h5`` file written
+            by ``ctc-chroma train`` (a learned model without a split; the file is checked by
+            :meth:`Kind.check`, not here)
 
     Returns:
         kind (Kind)
@@ -293,6 +308,8 @@ def resolve(name):
         return Kind(name, 'published', f"the authors' checkpoint {name[len(PUBLISHED_PREFIX):]}")
     if name == CTC_MODEL:
         return KINDS['ctc']
+    if name.endswith(WEIGHTS_SUFFIX):
+        return Kind(name, 'learned', f'the model in {name}', path=name)
     match = _SPLIT_MODEL.fullmatch(name)
     if match and match['kind'] in TRAINING_KINDS:
         split = match['split'] or SHIPPED_SPLIT
@@ -303,4 +320,5 @@ def resolve(name):
         return Kind(name, 'learned', f'{base.description}, split {split}',
                     training=base.training, split=split, recipe=base.recipe)
     raise CTCChromaError(f'unknown chroma kind {name!r}; valid kinds: '
-                         + ', '.join(FEATURE_TYPES) + ', published:<ID>, teaching-<kind>-<split>')
+                         + ', '.join(FEATURE_TYPES) + ', published:<ID>, teaching-<kind>-<split>, '
+                         f'or a path to a {WEIGHTS_SUFFIX} file')

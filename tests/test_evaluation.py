@@ -223,8 +223,8 @@ def test_cli_cv_rejects_folds(capsys):
     assert '--folds' in capsys.readouterr().err
 
 
-def test_cli_evaluates_the_default_test_fold_of_a_dataset(tmp_path, capsys):
-    """Without --folds, the default test fold (5) of the given dataset is evaluated."""
+def small_dataset(root):
+    """Three fold-5 items and one fold-4 item of the teaching dataset, copied to ``root``."""
     import csv
     import shutil
 
@@ -234,7 +234,6 @@ def test_cli_evaluates_the_default_test_fold_of_a_dataset(tmp_path, capsys):
     fold = rows[0].index('Fold')
     keep = [rows[0]] + [r for r in rows[1:] if r[fold] == '5'][:3] + \
         [r for r in rows[1:] if r[fold] == '4'][:1]
-    root = tmp_path / 'small'
     for folder in ('data_AUDIO', 'data_CSV', 'data_ALIGNMENT'):
         (root / folder).mkdir(parents=True)
         for row in keep[1:]:
@@ -242,8 +241,49 @@ def test_cli_evaluates_the_default_test_fold_of_a_dataset(tmp_path, capsys):
                 shutil.copy(path, root / folder / path.name)
     with open(root / 'MTD-teaching.csv', 'w', newline='') as f:
         csv.writer(f, delimiter=';', lineterminator='\n').writerows(keep)
+    return root
+
+
+def test_cli_evaluates_the_default_test_fold_of_a_dataset(tmp_path, capsys):
+    """Without --folds, the default test fold (5) of the given dataset is evaluated."""
+    root = small_dataset(tmp_path / 'small')
     out = tmp_path / 'r.json'
     assert main(['evaluate', '--dataset', str(root), '--features', 'cqt', '--json', str(out)]) == 0
     import json
     result = json.loads(out.read_text())
     assert result['folds'] == [5] and result['features']['cqt']['n_queries'] == 3
+
+
+def test_cli_evaluates_a_weights_file_like_the_model_it_holds(tmp_path, monkeypatch, capsys):
+    """A model trained with `train --out` is evaluated by its path, with the same ranks and
+    CTC fit as the same weights installed under a model name."""
+    import json
+    import shutil
+
+    from ctc_chroma_lib.kinds import resolve
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
+    shipped = resolve('ctc').weights
+    if not shipped.is_file():
+        pytest.skip('the shipped teaching model is not trained')
+    mine = tmp_path / 'runs' / 'mine.weights.h5'
+    mine.parent.mkdir()
+    shutil.copyfile(shipped, mine)
+    root = small_dataset(tmp_path / 'small')
+    out = tmp_path / 'r.json'
+    assert main(['evaluate', '--dataset', str(root), '--features', f'ctc,{mine}', '--ctc-fit',
+                 '--json', str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result['features'][str(mine)] == result['features']['ctc']  # ranks included
+    assert result['features']['ctc']['n_queries'] == 3
+    assert result['ctc_fit'][str(mine)] == result['ctc_fit']['ctc']
+    assert str(mine) in capsys.readouterr().out
+    # the file's chroma is cached apart from the shipped model's, under its file name
+    assert len(list((tmp_path / 'cache' / 'chroma').glob('*_mine.weights.h5_*.npz'))) == 3
+    # a missing file is one line, and --cv refuses one model for all folds
+    assert main(['evaluate', '--dataset', str(root), '--features',
+                 str(tmp_path / 'none.weights.h5')]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'weights file not found' in err[0]
+    assert main(['evaluate', '--cv', '--features', str(mine), '--published', 'none']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'one model' in err[0] and '--folds' in err[0]

@@ -29,6 +29,19 @@ def test_model_names_resolve_to_one_kind_and_weights_file(name, canonical, model
     assert kind.training == canonical.split('-')[1 if '-' in canonical else 0]
 
 
+def test_a_weights_file_is_a_learned_model_without_a_split(tmp_path):
+    path = tmp_path / 'mine.weights.h5'
+    kind = kinds.resolve(str(path))
+    assert kind.learned and kind.family == 'learned' and kind.split is None
+    assert (kind.name, kind.model, kind.weights) == (str(path), str(path), path)
+    with pytest.raises(CTCChromaError, match='weights file not found: .*mine.weights.h5'):
+        kind.check()
+    path.write_bytes(b'first')
+    first = kind.fingerprint()
+    path.write_bytes(b'second')
+    assert kind.fingerprint() != first  # retrained weights miss the caches
+
+
 def test_computed_kinds_have_no_model_and_a_function():
     kind = kinds.resolve('cqt')
     assert kind.model is None and kind.weights is None

@@ -67,7 +67,7 @@ def _provenance(kind):
     """``kind`` and ``weights`` arrays for the npz files, empty for a model given as a file."""
     import numpy as np
 
-    if kind is None:  # a .weights.h5 file: not a kind an index knows
+    if kind is None:  # a file without the .weights.h5 suffix: not a kind an index knows
         return {}
     return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint())}
 

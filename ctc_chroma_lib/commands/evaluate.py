@@ -27,7 +27,8 @@ def add_parser(subparsers):
                              f'trained or validated on)')
     parser.add_argument('--features', metavar='KIND[,KIND...]',
                         help='feature types: ' + ', '.join(FEATURE_TYPES) + ', published:<ID>, '
-                             f'teaching-KIND-SPLIT (default: {",".join(DEFAULT_KINDS)},{DEFAULT_PUBLISHED}, '
+                             'teaching-KIND-SPLIT, or a .weights.h5 file from `ctc-chroma '
+                             f'train --out` (default: {",".join(DEFAULT_KINDS)},{DEFAULT_PUBLISHED}, '
                              f'those available)')
     parser.add_argument('--tempo', default=DEFAULT_TEMPO, metavar='STRATEGY[,STRATEGY]',
                         help='query tempo: score, multi, or score,multi to compare '

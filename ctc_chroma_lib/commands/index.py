@@ -24,8 +24,8 @@ def add_parser(subparsers):
                         help='folder with recordings (recursive)')
     parser.add_argument('--model', default='ctc',
                         help='feature type: ctc (= teaching, default), '
-                             + ', '.join(FEATURE_TYPES[1:]) + ', published:<ID> or '
-                             'teaching-KIND-SPLIT')
+                             + ', '.join(FEATURE_TYPES[1:]) + ', published:<ID>, '
+                             'teaching-KIND-SPLIT or a .weights.h5 file')
     parser.add_argument('--out', metavar='INDEX', help='index directory')
     parser.add_argument('--prune', action='store_true',
                         help='allow dropping more than a few recordings (or all) that are no '
