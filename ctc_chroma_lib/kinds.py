@@ -54,7 +54,6 @@ class Kind:
         compute (str or None): For computed kinds, ``'module:function'`` of this package
             returning ``(chroma, times)`` from audio at 22050 Hz
         recipe (tuple): For learned kinds, the training defaults (see below)
-        path (str or None): For a model given as a weights file, its path
     """
 
     name: str
@@ -66,7 +65,12 @@ class Kind:
     recipe: tuple = ()
     """For learned kinds, ``(field, value)`` pairs: the defaults of
     :class:`ctc_chroma_lib.training.TrainingConfig` that make the shipped model."""
-    path: Optional[str] = None
+
+    @property
+    def path(self) -> Optional[str]:
+        """For a model given as a weights file (a name ending in :data:`WEIGHTS_SUFFIX`), its
+        path; None otherwise."""
+        return self.name if self.family == 'learned' and self.name.endswith(WEIGHTS_SUFFIX) else None
 
     @property
     def learned(self) -> bool:
@@ -96,7 +100,8 @@ class Kind:
             return None
         if self.path is not None:
             return Path(self.path)
-        return Path(constants.WEIGHTS_DIR) / f'{split_model_name(self.training, self.split)}.weights.h5'
+        return Path(constants.WEIGHTS_DIR) / (split_model_name(self.training, self.split)
+                                              + WEIGHTS_SUFFIX)
 
     def check(self):
         """Raise :class:`CTCChromaError` with what to do when the kind cannot be computed now.
@@ -309,7 +314,7 @@ def resolve(name):
     if name == CTC_MODEL:
         return KINDS['ctc']
     if name.endswith(WEIGHTS_SUFFIX):
-        return Kind(name, 'learned', f'the model in {name}', path=name)
+        return Kind(name, 'learned', f'the model in {name}')
     match = _SPLIT_MODEL.fullmatch(name)
     if match and match['kind'] in TRAINING_KINDS:
         split = match['split'] or SHIPPED_SPLIT

@@ -44,7 +44,7 @@ import numpy as np
 from .constants import HCQT, NUM_CLASSES
 from .ctc import import_tensorflow
 from .errors import CTCChromaError
-from .kinds import PUBLISHED_PREFIX, resolve
+from .kinds import PUBLISHED_PREFIX, WEIGHTS_SUFFIX, resolve
 from .normalization import normalize_columns
 
 # TensorFlow is imported inside the functions that need it (through import_tensorflow,
@@ -234,8 +234,8 @@ def _load_weights_file(path):
     path = Path(path)
     if not path.is_file():
         raise CTCChromaError(f'weights file not found: {path}')
-    if not path.name.endswith('.weights.h5'):
-        raise CTCChromaError(f'not a .weights.h5 file: {path}')
+    if not path.name.endswith(WEIGHTS_SUFFIX):
+        raise CTCChromaError(f'not a {WEIGHTS_SUFFIX} file: {path}')
     model = build_model()
     try:
         # Keras only warns when parts of a file do not match the model and keeps fresh

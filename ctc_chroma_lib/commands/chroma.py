@@ -37,26 +37,19 @@ def resolve_model(name):
 
     Args:
         name (str): A learned kind or model name ('teaching', 'strong',
-            'teaching-ctc-train234valid5', 'published:<ID>', see
-            :func:`ctc_chroma_lib.kinds.resolve`) or a ``.weights.h5`` file
+            'teaching-ctc-train234valid5', 'published:<ID>') or a ``.weights.h5`` file, see
+            :func:`ctc_chroma_lib.kinds.resolve`
 
     Returns:
         spec (str): Model spec for :func:`ctc_chroma_lib.model.load_model`
-        kind (Kind or None): The kind it computes; None for a weights file
+        kind (Kind): The kind it computes
 
     Raises:
-        CTCChromaError: Unknown published ID, weights not trained yet, a computed kind, or
-            a file that does not exist
+        CTCChromaError: Unknown name or published ID, weights not trained yet, a computed
+            kind, or a weights file that does not exist
     """
-    from ..kinds import PUBLISHED_PREFIX, resolve
-    try:
-        kind = resolve(name)
-    except CTCChromaError:
-        if name.startswith(PUBLISHED_PREFIX):
-            raise
-        if not Path(name).is_file():
-            raise CTCChromaError(f'weights file not found: {name}') from None
-        return name, None
+    from ..kinds import resolve
+    kind = resolve(name)
     if not kind.learned:
         raise CTCChromaError(f'{name!r} is computed without a model; use --features {name}')
     kind.check()
@@ -64,11 +57,9 @@ def resolve_model(name):
 
 
 def _provenance(kind):
-    """``kind`` and ``weights`` arrays for the npz files, empty for a model given as a file."""
+    """``kind`` and ``weights`` arrays for the npz files: what computed the features."""
     import numpy as np
 
-    if kind is None:  # a file without the .weights.h5 suffix: not a kind an index knows
-        return {}
     return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint())}
 
 
