@@ -70,7 +70,8 @@ class Kind:
     def path(self) -> Optional[str]:
         """For a model given as a weights file (a name ending in :data:`WEIGHTS_SUFFIX`), its
         path; None otherwise."""
-        return self.name if self.family == 'learned' and self.name.endswith(WEIGHTS_SUFFIX) else None
+        is_file = self.family == 'learned' and self.name.endswith(WEIGHTS_SUFFIX)
+        return self.name if is_file else None
 
     @property
     def learned(self) -> bool:

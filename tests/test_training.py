@@ -431,25 +431,30 @@ SPEED_SETTINGS = ('jit_compile', 'precision')
 """Fields of TrainingConfig that change how fast a run computes, not what it learns."""
 
 
-def assert_trained_with_the_recipe(summary, kind, train_folds=(1, 2, 3), valid_folds=(4,)):
-    """The stored configuration of a shipped run is its kind's default, up to speed settings."""
+def assert_trained_with_the_recipe(kind, split):
+    """The stored configuration of a shipped run is its kind's recipe for ``split``, up to
+    speed settings, and the run is complete; returns the model name."""
     import json
     from dataclasses import asdict
+    from ctc_chroma_lib.kinds import parse_split, split_model_name
+    name = split_model_name(kind, split)
+    summary = json.loads((training.WEIGHTS_DIR / f'{name}.json').read_text())
+    train_folds, valid_folds, _ = parse_split(split)
     default = json.loads(json.dumps(asdict(training.TrainingConfig(
-        kind=kind, train_folds=tuple(train_folds), valid_folds=tuple(valid_folds)))))
+        kind=kind, train_folds=train_folds, valid_folds=valid_folds))))
     stored = dict(summary['config'])
     for key in SPEED_SETTINGS:
         stored.pop(key), default.pop(key)
     assert stored == default
     assert summary['epochs_run'] == stored['epochs']  # the whole run, not a partial one
+    return name
 
 
 @pytest.mark.parametrize('kind', training.TRAINING_KINDS)
 def test_shipped_models_were_trained_with_the_default_configuration(kind):
     # so that `make train` (ctc-chroma train --kind KIND) reproduces them
-    import json
-    assert_trained_with_the_recipe(
-        json.loads((training.WEIGHTS_DIR / f'teaching-{kind}.json').read_text()), kind)
+    from ctc_chroma_lib.kinds import SHIPPED_SPLIT
+    assert_trained_with_the_recipe(kind, SHIPPED_SPLIT)
 
 
 def split_configs():
@@ -463,12 +468,7 @@ def split_configs():
     None, None, marks=pytest.mark.skip(reason='no cross-validation split models shipped yet'))])
 def test_shipped_split_models_were_trained_with_their_kinds_recipe(kind, split):
     # so that evaluate --cv compares the shipped recipes, and `make train SPLIT=` reproduces them
-    import json
-    from ctc_chroma_lib.kinds import parse_split, split_model_name
-    name = split_model_name(kind, split)
-    summary = json.loads((training.WEIGHTS_DIR / f'{name}.json').read_text())
-    train_folds, valid_folds, _ = parse_split(split)
-    assert_trained_with_the_recipe(summary, kind, train_folds, valid_folds)
+    name = assert_trained_with_the_recipe(kind, split)
     assert (training.WEIGHTS_DIR / f'{name}.weights.h5').is_file()
 
 
