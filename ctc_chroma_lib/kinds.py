@@ -162,7 +162,8 @@ class Kind:
 
 CTC_RECIPE = (('epochs', 30), ('learning_rate', 1e-3), ('patience', 30), ('monitor', 'val_loss'),
               ('random_margin', 0.5), ('pitch_shift', 6), ('warmup_epochs', 2.0),
-              ('lr_decay', 'cosine'), ('clipnorm', 5.0), ('init', ''))
+              ('lr_decay', 'cosine'), ('clipnorm', 5.0), ('weight_average', 0.0),
+              ('init', ''))
 """Training recipe of the shipped ``ctc`` model. It starts from random weights, as in the
 paper, at Adam's learning rate of 1e-3 with a warm-up of two epochs, a cosine decay and
 gradient clipping, for 30 epochs; every epoch sees every training theme in a random
@@ -174,7 +175,7 @@ itself."""
 FRAMEWISE_RECIPE = (('epochs', 25), ('learning_rate', 1e-3), ('patience', 25),
                     ('monitor', 'val_loss'), ('random_margin', 0.5), ('pitch_shift', 6),
                     ('warmup_epochs', 2.0), ('lr_decay', 'cosine'), ('clipnorm', 5.0),
-                    ('init', 'harmonic-prior'))
+                    ('weight_average', 0.0), ('init', 'harmonic-prior'))
 """Training recipe of the shipped frame-wise models (``strong``, ``linear``): the CTC model's
 augmentation (pitch shifts, random margins), warm-up, cosine decay and clipping, for 25
 epochs, but from :func:`ctc_chroma_lib.training.harmonic_prior_init`: from random weights

@@ -76,6 +76,10 @@ class TrainingConfig:
     clipnorm: Optional[float] = None
     """Gradient clipping: the gradient of every variable is rescaled to at most this norm
     (0: no clipping)."""
+    weight_average: Optional[float] = None
+    """Momentum of an exponential moving average of the weights (Polyak averaging), updated
+    after every training step: validation, the choice of the best epoch and the shipped
+    weights use the averaged weights (:func:`averaged_weights_in_model`). 0: no averaging."""
     seed: int = 0
     init: Optional[str] = None
     """Initial weights: '' (random, as in the paper), 'harmonic-prior' (see
@@ -94,6 +98,9 @@ class TrainingConfig:
         for key, value in KIND_DEFAULTS.get(self.kind, KIND_DEFAULTS['strong']).items():
             if getattr(self, key) is None:
                 setattr(self, key, value)
+        if not 0.0 <= self.weight_average < 1.0:
+            raise CTCChromaError(f'the weight-average momentum must be in [0, 1), '
+                                 f'got {self.weight_average}')
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,6 +322,24 @@ def best_weights_checkpoint(model, path, monitor='val_loss', best=None):
     return BestWeights()
 
 
+def averaged_weights_in_model(resumed=False):
+    """A Keras callback that puts the optimizer's moving average of the weights into the
+    model for validation and for every callback after it at the end of an epoch, and the
+    trained weights back for the next epoch (``keras.callbacks.SwapEMAWeights``).
+
+    The backup of an epoch is therefore taken with the averaged weights in the model and
+    the trained ones in the optimizer: a ``resumed`` run swaps them back before it trains on.
+    """
+    import keras
+
+    class AveragedWeights(keras.callbacks.SwapEMAWeights):
+        def __init__(self):
+            super().__init__(swap_on_epoch=True)
+            self._ema_weights_in_model = resumed
+
+    return AveragedWeights()
+
+
 def epoch_weights(model, out_dir, name, epochs):
     """A Keras callback keeping the weights after the given epochs (1-based)."""
     import keras
@@ -509,7 +534,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     model = _initial_model(config)
     trainer = windowed_model(model)
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config, train_steps),
-                                      clipnorm=config.clipnorm or None)
+                                      clipnorm=config.clipnorm or None,
+                                      use_ema=bool(config.weight_average),
+                                      ema_momentum=config.weight_average or 0.99)
     metrics = [ctc_loss_per_note_metric()] if config.kind == 'ctc' else []
     trainer.compile(optimizer=optimizer, loss=LOSSES[config.kind], metrics=metrics,
                     jit_compile=config.jit_compile)
@@ -522,6 +549,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     # epoch as done, so an interruption before it (e.g. during the validation retrieval)
     # runs the whole epoch again instead of leaving it out of the log.
     callbacks = [timer, validation_metrics(model, valid_items)]
+    if config.weight_average:  # first: every later callback sees the averaged weights
+        callbacks.insert(0, averaged_weights_in_model(resumed=first_epoch > 0))
     if keep_epochs:
         callbacks.append(epoch_weights(model, out_dir, name, keep_epochs))
     callbacks += [

@@ -230,6 +230,52 @@ def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeyp
     assert not list(out.glob('.teaching-ctc*'))  # no backup or sittings record left
 
 
+def test_weight_average_validates_and_resumes_on_averaged_weights(tmp_path, monkeypatch):
+    """Validation sees the moving average of the weights, training the trained weights; an
+    interrupted run swaps them back and trains on exactly as an uninterrupted one."""
+    import keras
+    from ctc_chroma_lib.dataset import load_dataset
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
+    items = load_dataset()
+    train_items = [it for it in items if it.fold == 1][:1]
+    valid_items = [it for it in items if it.fold == 4][:1]
+
+    def run(out, weight_average):
+        config = training.TrainingConfig(epochs=3, precision='float32', pitch_shift=0,
+                                         random_margin=0.0, weight_average=weight_average)
+        training.train(config, train_items, valid_items, tmp_path / out, progress=False)
+        return training.read_training_log(tmp_path / out / 'teaching-ctc.log.csv')
+
+    plain, averaged = run('plain', 0.0), run('averaged', 0.5)
+    # the same training steps (one per epoch here), validated on other weights once the
+    # average has more than the first step in it
+    assert [r['loss'] for r in averaged] == [r['loss'] for r in plain]
+    assert [r['val_loss'] == p['val_loss'] for r, p in zip(averaged, plain)] == [True, False, False]
+    real_metrics = training.validation_metrics
+
+    def interrupted_before_epoch_3(model, items, progress=False):
+        inner = real_metrics(model, items, progress)
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == 2:
+                    raise _Stop()
+
+            def on_epoch_end(self, epoch, logs=None):
+                inner.on_epoch_end(epoch, logs)
+        return Interrupt()
+
+    monkeypatch.setattr(training, 'validation_metrics', interrupted_before_epoch_3)
+    with pytest.raises(_Stop):
+        run('resumed', 0.5)
+    monkeypatch.setattr(training, 'validation_metrics', real_metrics)
+    resumed = run('resumed', 0.5)
+    assert [(r['loss'], r['val_loss']) for r in resumed] == \
+        [(r['loss'], r['val_loss']) for r in averaged]
+    with pytest.raises(CTCChromaError, match='momentum'):
+        training.TrainingConfig(weight_average=1.0)
+
+
 def test_a_resumed_run_trusts_the_backup_over_log_rows_of_unfinished_epochs(tmp_path):
     """A log row written after the last backup belongs to an epoch that is run again."""
     backup = tmp_path / '.x.backup'

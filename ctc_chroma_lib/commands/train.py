@@ -64,6 +64,10 @@ def add_parser(subparsers):
                         help='learning rate after the warm-up; ' + _kind_default('lr_decay'))
     parser.add_argument('--clipnorm', type=float, default=None,
                         help='clip every gradient to this norm; ' + _kind_default('clipnorm'))
+    parser.add_argument('--weight-average', type=float, default=None, metavar='MOMENTUM',
+                        help='validate and ship a moving average of the weights with this '
+                             'momentum per step (e.g. 0.99), 0 for none; '
+                             + _kind_default('weight_average'))
     parser.add_argument('--seed', type=int, default=defaults.seed)
     parser.add_argument('--init', default=None,
                         help='initial weights: "" for random (the paper), harmonic-prior, or a '
