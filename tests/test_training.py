@@ -192,10 +192,30 @@ class _Stop(Exception):
     pass
 
 
+def interrupted_validation(real_metrics, at_begin=None, at_end=None):
+    """A stand-in for training.validation_metrics whose callback raises _Stop at the
+    beginning (``at_begin``) or the end (``at_end``) of that epoch (0-based)."""
+    import keras
+
+    def metrics(model, items, progress=False):
+        inner = real_metrics(model, items, progress)
+
+        class Interrupt(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch == at_begin:
+                    raise _Stop()
+
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == at_end:
+                    raise _Stop()
+                inner.on_epoch_end(epoch, logs)
+        return Interrupt()
+    return metrics
+
+
 def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeypatch):
     """An interruption after an epoch's training but before its log row and backup (e.g.
     during the validation retrieval) must not leave that epoch out of the resumed log."""
-    import keras
     from ctc_chroma_lib.dataset import load_dataset
     monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
     items = load_dataset()
@@ -204,18 +224,8 @@ def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeyp
     config = training.TrainingConfig(epochs=3, precision='float32', pitch_shift=0,
                                      random_margin=0.0)
     real_metrics = training.validation_metrics
-
-    def interrupted_in_epoch_2(model, items, progress=False):
-        inner = real_metrics(model, items, progress)
-
-        class Interrupt(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                if epoch == 1:
-                    raise _Stop()
-                inner.on_epoch_end(epoch, logs)
-        return Interrupt()
-
-    monkeypatch.setattr(training, 'validation_metrics', interrupted_in_epoch_2)
+    monkeypatch.setattr(training, 'validation_metrics',
+                        interrupted_validation(real_metrics, at_end=1))
     out = tmp_path / 'out'
     with pytest.raises(_Stop):
         training.train(config, train_items, valid_items, out, progress=False)
@@ -233,7 +243,6 @@ def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeyp
 def test_weight_average_validates_and_resumes_on_averaged_weights(tmp_path, monkeypatch):
     """Validation sees the moving average of the weights, training the trained weights; an
     interrupted run swaps them back and trains on exactly as an uninterrupted one."""
-    import keras
     from ctc_chroma_lib.dataset import load_dataset
     monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
     items = load_dataset()
@@ -252,20 +261,8 @@ def test_weight_average_validates_and_resumes_on_averaged_weights(tmp_path, monk
     assert [r['loss'] for r in averaged] == [r['loss'] for r in plain]
     assert [r['val_loss'] == p['val_loss'] for r, p in zip(averaged, plain)] == [True, False, False]
     real_metrics = training.validation_metrics
-
-    def interrupted_before_epoch_3(model, items, progress=False):
-        inner = real_metrics(model, items, progress)
-
-        class Interrupt(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch, logs=None):
-                if epoch == 2:
-                    raise _Stop()
-
-            def on_epoch_end(self, epoch, logs=None):
-                inner.on_epoch_end(epoch, logs)
-        return Interrupt()
-
-    monkeypatch.setattr(training, 'validation_metrics', interrupted_before_epoch_3)
+    monkeypatch.setattr(training, 'validation_metrics',
+                        interrupted_validation(real_metrics, at_begin=2))
     with pytest.raises(_Stop):
         run('resumed', 0.5)
     monkeypatch.setattr(training, 'validation_metrics', real_metrics)
