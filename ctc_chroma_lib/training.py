@@ -536,7 +536,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config, train_steps),
                                       clipnorm=config.clipnorm or None,
                                       use_ema=bool(config.weight_average),
-                                      ema_momentum=config.weight_average or 0.99)
+                                      ema_momentum=config.weight_average)
     metrics = [ctc_loss_per_note_metric()] if config.kind == 'ctc' else []
     trainer.compile(optimizer=optimizer, loss=LOSSES[config.kind], metrics=metrics,
                     jit_compile=config.jit_compile)
