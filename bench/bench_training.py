@@ -6,8 +6,9 @@ cost). The plain baseline is what a Keras example would do: random 250-frame cro
 batches of 8, default ``compile``. The trainer uses length-grouped batches of whole
 segments padded to a few shapes, runs the model on fixed-size windows of them
 (``training.windowed_model``) and computes in bfloat16 where the CPU supports it; it is
-timed as it runs by default (op determinism, no XLA) and with ``--jit`` (XLA, no op
-determinism: Keras compiles with XLA only then).
+timed as it runs by default (op determinism, no XLA), with ``--jit`` (XLA, no op
+determinism: Keras compiles with XLA only then), and with ``--jit --weight-average 0.995``
+(the optimizer also updates a moving average of the weights every step).
 Throughput counts real frames (padding excluded); medians over the timed epochs.
 
     .venv/bin/python bench/bench_training.py [--epochs 3]
@@ -106,23 +107,27 @@ def main():
     config = training.TrainingConfig()
     precision = training.resolve_precision(config.precision)
     rows = [('plain Keras fit (8 x 250-frame crops)', plain_frames / t_plain)]
-    for jit in (False, True):  # the trainer's default, and --jit (XLA)
+    # the trainer's default, --jit (XLA), and --jit with a moving average of the weights
+    for jit, average in ((False, 0.0), (True, 0.0), (True, 0.995)):
         training._set_determinism(0, ops=not jit)
         trainer = training.windowed_model(training.build_training_model(precision))
-        trainer.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.ctc_loss,
-                        jit_compile=jit)
+        optimizer = keras.optimizers.Adam(1e-3, use_ema=bool(average), ema_momentum=average)
+        trainer.compile(optimizer=optimizer, loss=losses.ctc_loss, jit_compile=jit)
         data, steps = batching.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
         seconds = time_epochs(
             lambda: trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0), args.epochs)
         rows.append((f'trainer ({training.TRAINING_WINDOW}-frame windows, {precision}'
-                     f'{", --jit" if jit else ""})', real_frames / seconds))
+                     f'{", --jit" if jit else ""}'
+                     f'{f", --weight-average {average}" if average else ""})',
+                     real_frames / seconds))
 
-    print(f'{"training": <58}{"frames/s":>10}')
+    print(f'{"training": <72}{"frames/s":>10}')
     for name, rate in rows:
-        print(f'{name: <58}{rate:>10.0f}')
+        print(f'{name: <72}{rate:>10.0f}')
     print(f'speedup over plain fit: trainer {rows[1][1] / rows[0][1]:.2f}x, with --jit '
           f'{rows[2][1] / rows[0][1]:.2f}x; --jit over the trainer {rows[2][1] / rows[1][1]:.2f}x '
-          f'(tensorflow {tf.__version__})')
+          f'(tensorflow {tf.__version__}); the weight average '
+          f'changes --jit\'s throughput by {rows[3][1] / rows[2][1] - 1:+.0%}')
 
 
 if __name__ == '__main__':
