@@ -24,6 +24,17 @@ class Interrupts:
         if cls.armed:
             raise KeyboardInterrupt
 
+    @classmethod
+    def quiet_unraisable(cls, previous):
+        """A ``sys.unraisablehook`` that drops the ``KeyboardInterrupt`` of :meth:`handler`
+        where Python cannot raise it (in a ctypes callback, e.g. while numba compiles, or in
+        a ``__del__``) and would print it with its traceback: it is counted, and ``main``
+        ends as interrupted once the command returns. Anything else goes to ``previous``."""
+        def hook(unraisable):
+            if not (cls.armed and issubclass(unraisable.exc_type, KeyboardInterrupt)):
+                previous(unraisable)
+        return hook
+
 
 def started_as_command() -> bool:
     """True when the running program is the ``ctc-chroma`` console script."""

@@ -65,6 +65,8 @@ def main(argv=None) -> int:
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, Interrupts.handler)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = Interrupts.quiet_unraisable(previous_hook)
     Interrupts.armed = True
     try:
         if Interrupts.count:  # while the command line was loading
@@ -86,6 +88,7 @@ def main(argv=None) -> int:
         return 130
     finally:
         Interrupts.armed, Interrupts.count = False, 0
+        sys.unraisablehook = previous_hook
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 

@@ -699,6 +699,29 @@ def test_an_interrupt_swallowed_by_a_library_still_ends_the_run_as_interrupted(
     assert code == 130 and err == ['ctc-chroma index: error: interrupted']
 
 
+def test_an_interrupt_python_cannot_raise_is_counted_without_a_traceback(
+        monkeypatch, tmp_path, capsys):
+    # Ctrl-C while a ctypes callback runs (numba compiling) or in a __del__: Python hands
+    # the KeyboardInterrupt to sys.unraisablehook, whose default prints its traceback
+    import signal
+    import sys
+    import ctc_chroma_lib.commands.index as command
+
+    class InterruptedOnCleanup:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    def interrupted_in_a_callback(args):
+        InterruptedOnCleanup()
+        return 0
+    printed = []
+    monkeypatch.setattr(sys, 'unraisablehook', printed.append)
+    monkeypatch.setattr(command, 'run', interrupted_in_a_callback)
+    code, _, err = run_cli(capsys, 'index', tmp_path, '--out', tmp_path / 'i')
+    assert code == 130 and err == ['ctc-chroma index: error: interrupted']
+    assert printed == [] and sys.unraisablehook == printed.append  # and put back
+
+
 LOADING_INTERRUPT = """
 import os, signal, sys
 sys.argv = ['/usr/bin/ctc-chroma']   # as the console script starts
