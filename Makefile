@@ -51,9 +51,8 @@ data: setup
 	$(VENV)/bin/ctc-chroma dataset --out data/MTD-teaching
 
 # Retrains the shipped teaching models (weights, configuration, logs and curves in
-# ctc_chroma_lib/weights/); on two idle CPU cores with bfloat16 about 1 h for ctc (30 epochs) and
-# 50 min each for strong and linear; without bfloat16 (AVX2 only) about twice as long even
-# with `TRAIN_ARGS=--jit` (XLA), see README.
+# ctc_chroma_lib/weights/); on two idle CPU cores with AVX2 and `TRAIN_ARGS=--jit` (XLA) about
+# 2 h for ctc (45 epochs) and 2 h each for strong and linear (25 epochs), see README.
 # `make train SPLIT=train234valid5` trains the three kinds of one cross-validation split.
 TRAIN_ARGS ?=
 SPLIT ?=

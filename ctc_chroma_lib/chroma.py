@@ -13,38 +13,67 @@ from pathlib import Path
 import numpy as np
 
 from .audio import check_audio_duration
-from .constants import BLANK_INDEX, FEATURE_RATE, HCQT
+from .constants import BLANK_INDEX, CTC_SMOOTHING_FRAMES, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import cache_root, hash_file_into  # noqa: F401 (cache_root: part of this API)
 from .kinds import resolve
 from .normalization import normalize_columns
 
-CACHE_VERSION = 1
-"""Bump to invalidate cached chroma after a change of the computation."""
+CACHE_VERSION = 2
+"""Bump to invalidate cached chroma after a change of the computation (2: CTC models' chroma
+is smoothed, :data:`CTC_SMOOTHING_FRAMES`)."""
 
 
-def postprocess(probs):
-    """Chroma from CTC class probabilities: drop the blank, L2-normalize every frame.
+def postprocess(probs, smoothing=1):
+    """Chroma from class probabilities: drop the blank, smooth in time, L2-normalize every frame.
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb
 
-    Frames without chroma energy (all twelve probabilities zero) become the uniform
-    unit vector 1/sqrt(12), so the result is never NaN.
+    ``smoothing`` is the length in frames of a centred moving average of each chroma
+    probability (the edges repeat the first and last frame): :data:`CTC_SMOOTHING_FRAMES`
+    for CTC models, whose peaky output marks a note by a spike; 1 (none) for frame-wise
+    models (:attr:`ctc_chroma_lib.kinds.Kind.smoothing`). Frames without chroma energy (all
+    twelve probabilities zero) become the uniform unit vector 1/sqrt(12), so the result is
+    never NaN.
 
     Args:
         probs (np.ndarray): Probabilities (13 x T), blank last
+        smoothing (int): Odd window length in frames; 1 means no smoothing (Default value = 1)
 
     Returns:
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns
 
     Raises:
-        CTCChromaError: Probabilities not of shape (13, T)
+        CTCChromaError: Probabilities not of shape (13, T), or a window that is not a
+            positive odd integer
     """
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[0] != BLANK_INDEX + 1:
         raise CTCChromaError(f'probabilities must have shape (13, T), got {probs.shape}')
-    chroma = np.delete(probs, BLANK_INDEX, axis=0).astype(np.float64)
-    return normalize_columns(chroma)
+    return normalize_columns(smooth_chroma(np.delete(probs, BLANK_INDEX, axis=0), smoothing))
+
+
+def smooth_chroma(chroma, smoothing):
+    """Centred moving average of every row over ``smoothing`` frames (edges repeated).
+
+    Args:
+        chroma (np.ndarray): Features (12 x T), e.g. chroma probabilities without the blank
+        smoothing (int): Odd window length in frames; 1 returns the input (as float64)
+
+    Returns:
+        smoothed (np.ndarray): Same shape, float64
+
+    Raises:
+        CTCChromaError: A window that is not a positive odd integer
+    """
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, np.integer)) \
+            or smoothing < 1 or smoothing % 2 == 0:
+        raise CTCChromaError(f'smoothing must be a positive odd number of frames, got {smoothing!r}')
+    chroma = np.asarray(chroma, dtype=np.float64)
+    if smoothing == 1:
+        return chroma
+    from scipy.ndimage import uniform_filter1d
+    return uniform_filter1d(chroma, int(smoothing), axis=1, mode='nearest')
 
 
 def frame_times(n_frames, feature_rate=FEATURE_RATE):
@@ -67,7 +96,7 @@ def _as_model(model):
     return model
 
 
-def learned_chroma(y_or_path, *, model='teaching', cache=True):
+def learned_chroma(y_or_path, *, model='teaching', cache=True, smoothing=None):
     """Learned CTC chroma of audio (array at 22050 Hz or file).
 
     Notebook: 05_Blank_Removal_and_Normalization.ipynb
@@ -78,6 +107,9 @@ def learned_chroma(y_or_path, *, model='teaching', cache=True):
         model (str or Path or keras.Model): Model spec for
             :func:`ctc_chroma_lib.model.load_model` or a model (default 'teaching')
         cache (bool): Use the on-disk HCQT cache for files (default True)
+        smoothing (int or None): Window of :func:`postprocess`; None means that of the kind
+            the model spec names (:attr:`ctc_chroma_lib.kinds.Kind.smoothing`), and
+            :data:`CTC_SMOOTHING_FRAMES` for a model object (default None)
 
     Returns:
         chroma (np.ndarray): Chroma (12 x T), float32, unit-norm columns
@@ -100,8 +132,11 @@ def learned_chroma(y_or_path, *, model='teaching', cache=True):
             raise CTCChromaError(f'audio must be mono and at least one frame ({1 / FEATURE_RATE:g} s) long, '
                                  f'got shape {y.shape}')
         hcqt, times = features.hcqt(y, sr=HCQT.sr)
+    if smoothing is None:
+        smoothing = (resolve(os.fspath(model)).smoothing if isinstance(model, (str, os.PathLike))
+                     else CTC_SMOOTHING_FRAMES)
     probs = predict_probs(_as_model(model), hcqt)
-    return postprocess(probs), probs, np.asarray(times, dtype=np.float32)
+    return postprocess(probs, smoothing), probs, np.asarray(times, dtype=np.float32)
 
 
 def _file_hash(path, hasher=None):
@@ -126,7 +161,8 @@ def chroma_cache_path(audio_path, kind):
     """
     kind = resolve(kind)
     audio_hash = _file_hash(audio_path).hexdigest()[:20]
-    key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind.name}|{kind.fingerprint()}'.encode()).hexdigest()[:16]
+    key = hashlib.sha256(f'{CACHE_VERSION}|{HCQT}|{kind.name}|{kind.fingerprint()}|{kind.smoothing}'
+                         .encode()).hexdigest()[:16]
     # Readable part of the name only: the key above tells kinds and weights apart.
     safe_kind = re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(kind.path).name if kind.path else kind.name)
     return cache_root() / 'chroma' / f'{audio_hash}_{safe_kind}_{key}.npz'
@@ -148,7 +184,8 @@ def _compute_chroma_unlimited(audio_path, kind, cache):
         chroma, times = kind.compute_function()(y, sr=HCQT.sr)
         return normalize_columns(chroma), np.asarray(times, dtype=np.float32), None
     kind.check()
-    chroma, probs, times = learned_chroma(audio_path, model=kind.model, cache=cache)
+    chroma, probs, times = learned_chroma(audio_path, model=kind.model, cache=cache,
+                                          smoothing=kind.smoothing)
     return chroma, times, probs
 
 

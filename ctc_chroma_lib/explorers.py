@@ -79,8 +79,9 @@ def chroma_explorer_features(feature_output, key, normalize=True):
     Normalization means L2 normalization of every frame
     (:func:`ctc_chroma_lib.normalization.normalize_columns`):
     of the 13 probabilities for 'ctc-probs', of the 12 chroma probabilities (the blank
-    removed) for 'ctc' and 'published' (then equal to ``chroma.postprocess``). Standard
-    chroma ('cqt', 'cens') are normalized by definition and shown as they are.
+    removed, smoothed over :data:`ctc_chroma_lib.constants.CTC_SMOOTHING_FRAMES` frames) for
+    'ctc' and 'published' (then equal to ``chroma.postprocess``). Standard chroma ('cqt',
+    'cens') are normalized by definition and shown as they are.
 
     Args:
         feature_output (tuple): ``(chroma (12 x T), times (T,), probs (13 x T) or None)`` as
@@ -102,7 +103,12 @@ def chroma_explorer_features(feature_output, key, normalize=True):
                              + ', '.join(k for _, k in CHROMA_CHOICES))
     if probs is None:
         raise CTCChromaError(f'feature type {key!r} needs class probabilities')
-    features = np.asarray(probs) if key == 'ctc-probs' else np.asarray(probs)[:12]
+    if key == 'ctc-probs':
+        features = np.asarray(probs)
+    else:  # both are CTC models: smoothed like chroma.postprocess does for them
+        from .chroma import smooth_chroma
+        from .constants import CTC_SMOOTHING_FRAMES
+        features = smooth_chroma(np.asarray(probs)[:12], CTC_SMOOTHING_FRAMES).astype(np.float32)
     return (normalize_columns(features) if normalize else features), np.asarray(times)
 
 

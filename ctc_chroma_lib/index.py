@@ -147,16 +147,17 @@ def read_feature_file(path, kind: str, params: dict):
     """Chroma and times of a feature file computed elsewhere, checked against the index.
 
     The file must hold ``chroma`` (12 x T float32, unit-norm frames) and ``times`` (T,),
-    and record the feature ``kind`` and the ``weights`` fingerprint of what computed it
-    (``ctc-chroma chroma`` writes both); both must equal the index's.
+    and record the feature ``kind``, the ``weights`` fingerprint of what computed it and the
+    ``chroma_version`` (``ctc-chroma chroma`` writes all three; a file without a version is
+    of version 1); all must equal the index's.
 
     Returns:
         chroma (np.ndarray): 12 x T float32
         times (np.ndarray): T float32
 
     Raises:
-        CTCChromaError: Unreadable file, missing arrays, another kind or other weights,
-            invalid chroma; the message names the file
+        CTCChromaError: Unreadable file, missing arrays, another kind, other weights or
+            another chroma version, invalid chroma; the message names the file
     """
     data = read_regular_file(path)
     try:
@@ -176,6 +177,14 @@ def read_feature_file(path, kind: str, params: dict):
         raise CTCChromaError(f'{path}: {kind} features computed with other weights '
                              f'({weights}) than this installation has '
                              f'({params.get("weights", "none")})')
+    try:
+        version = int(arrays['chroma_version']) if 'chroma_version' in arrays else 1
+    except (TypeError, ValueError):
+        raise CTCChromaError(f'{path}: chroma_version is not a number') from None
+    if version != params.get('chroma_version'):
+        raise CTCChromaError(f'{path}: features of chroma version {version}, this installation '
+                             f'computes version {params.get("chroma_version")}; recompute them '
+                             f'with ctc-chroma chroma')
     chromagram, times = arrays['chroma'], arrays['times']
     if chromagram.ndim != 2 or chromagram.shape[1] == 0:
         raise CTCChromaError(f'{path}: no chroma frames (shape {chromagram.shape})')

@@ -90,6 +90,24 @@ class Kind:
         return None
 
     @property
+    def smoothing(self) -> int:
+        """Frames of the moving average of :func:`ctc_chroma_lib.chroma.postprocess`:
+        :data:`ctc_chroma_lib.constants.CTC_SMOOTHING_FRAMES` for CTC models (``ctc``, its
+        splits, the published ``*_ctc_*`` checkpoints, and a weights file whose JSON
+        configuration names ``"kind": "ctc"`` or is missing), 1 (none) for frame-wise models
+        (``strong``, ``linear``, the published ``*_strong_*`` and ``*_linear_*``) and computed
+        kinds."""
+        if self.family == 'computed':
+            return 1
+        if self.family == 'published':
+            training = self.published_id.split('_')[1]  # v2_strong_train123valid4 -> strong
+        elif self.path is not None:
+            training = _training_of_weights_file(self.path)
+        else:
+            training = self.training
+        return constants.CTC_SMOOTHING_FRAMES if training in ('ctc', None) else 1
+
+    @property
     def published_id(self) -> Optional[str]:
         """The checkpoint ID of a published model (None otherwise)."""
         return self.name[len(PUBLISHED_PREFIX):] if self.family == 'published' else None
@@ -160,17 +178,31 @@ class Kind:
         return getattr(importlib.import_module(f'.{module}', __package__), function)
 
 
-CTC_RECIPE = (('epochs', 30), ('learning_rate', 1e-3), ('patience', 30), ('monitor', 'val_loss'),
+def _training_of_weights_file(path):
+    """The training kind ('ctc', 'strong', 'linear') that the JSON configuration beside a
+    ``.weights.h5`` file records (``ctc-chroma train`` writes it); None where there is no
+    readable one."""
+    import json
+    config = Path(str(path)[:-len(WEIGHTS_SUFFIX)] + '.json')
+    try:
+        training = json.loads(config.read_text())['config']['kind']
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return training if training in ('ctc', 'strong', 'linear') else None
+
+
+CTC_RECIPE = (('epochs', 45), ('learning_rate', 1e-3), ('patience', 45), ('monitor', 'val_loss'),
               ('random_margin', 0.5), ('pitch_shift', 6), ('warmup_epochs', 2.0),
-              ('lr_decay', 'cosine'), ('clipnorm', 5.0), ('weight_average', 0.0),
+              ('lr_decay', 'constant'), ('clipnorm', 5.0), ('weight_average', 0.995),
               ('init', ''))
 """Training recipe of the shipped ``ctc`` model. It starts from random weights, as in the
-paper, at Adam's learning rate of 1e-3 with a warm-up of two epochs, a cosine decay and
-gradient clipping, for 30 epochs; every epoch sees every training theme in a random
+paper, at Adam's learning rate of 1e-3, reached by a warm-up over two epochs and then kept,
+with gradient clipping, for 45 epochs; every epoch sees every training theme in a random
 transposition (up to 6 semitones) and with random margins (up to 0.5 s) around its weak
-segment; the epoch with the lowest validation loss is shipped. Its early epochs are the
-*blank plateau* (see :func:`ctc_chroma_lib.training.validation_metrics`), which it leaves by
-itself."""
+segment. Validation, the choice of the epoch (lowest validation loss) and the shipped
+weights use a moving average of the weights (momentum 0.995, updated every step: about the
+last 2.5 epochs). Its early epochs are the *blank plateau* (see
+:func:`ctc_chroma_lib.training.validation_metrics`), which it leaves by itself."""
 
 FRAMEWISE_RECIPE = (('epochs', 25), ('learning_rate', 1e-3), ('patience', 25),
                     ('monitor', 'val_loss'), ('random_margin', 0.5), ('pitch_shift', 6),

@@ -239,7 +239,7 @@ def windowed_model(model, window=TRAINING_WINDOW):
     return keras.Model(inputs, outputs, name=f'{model.name}_windowed')
 
 
-def validation_metrics(model, items, progress=False):
+def validation_metrics(model, items, progress=False, smoothing=1):
     """A Keras callback adding ``val_mrr`` and ``val_blank_share`` to every epoch's logs.
 
     Notebook: 04_Model_and_Training.ipynb
@@ -253,10 +253,16 @@ def validation_metrics(model, items, progress=False):
     phases of CTC training: first the blank takes over (blank share near 1, MRR at
     chance), then notes appear at the right places with the right chroma.
 
+    The chroma for ``val_mrr`` is post-processed like the trained kind's
+    (:func:`ctc_chroma_lib.chroma.postprocess` with ``smoothing``: 7 frames for CTC models
+    since chroma version 2; logs of earlier runs report it without smoothing).
+
     Args:
         model (keras.Model): The chroma model being trained (not the windowed wrapper)
         items (list of dataset.Item): Validation items
         progress (bool): Progress bars (Default value = False)
+        smoothing (int): Window of :func:`ctc_chroma_lib.chroma.postprocess`
+            (Default value = 1)
 
     Returns:
         callback (keras.callbacks.Callback)
@@ -277,7 +283,7 @@ def validation_metrics(model, items, progress=False):
             if self.hcqts is None:
                 self.hcqts = {str(it.audio_path): hcqt_file(it.audio_path)[0] for it in items}
             probs = {path: predict_probs(model, hcqt) for path, hcqt in self.hcqts.items()}
-            database = {path: postprocess(p) for path, p in probs.items()}
+            database = {path: postprocess(p, smoothing) for path, p in probs.items()}
             ranks = evaluate_kind(items, database, progress=progress)
             mrr = retrieval_metrics([r for fold in ranks.values() for _, r in fold])['mrr']
             fit = ctc_fit_diagnostics([(it, probs[str(it.audio_path)]) for it in items])
@@ -548,7 +554,8 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     # At the end of an epoch: metrics, log row, backup, best weights. The backup marks the
     # epoch as done, so an interruption before it (e.g. during the validation retrieval)
     # runs the whole epoch again instead of leaving it out of the log.
-    callbacks = [timer, validation_metrics(model, valid_items)]
+    callbacks = [timer, validation_metrics(model, valid_items,
+                                           smoothing=KINDS[config.kind].smoothing)]
     if config.weight_average:  # first: every later callback sees the averaged weights
         callbacks.insert(0, averaged_weights_in_model(resumed=first_epoch > 0))
     if keep_epochs:

@@ -80,6 +80,57 @@ def test_postprocess_rejects_wrong_shape():
         chroma_lib.postprocess(np.ones((12, 4)))
 
 
+def spike_probs(n_frames=21, spike_at=10, pitch_class=7, residual=1e-4):
+    """A peaky CTC output: the blank wins every frame; one frame spikes on ``pitch_class``;
+    elsewhere the chroma classes share a tiny, uneven residual."""
+    rng = np.random.default_rng(0)
+    probs = np.zeros((13, n_frames))
+    probs[:12] = residual * rng.uniform(0.5, 1.5, (12, n_frames))
+    probs[pitch_class] = residual * 0.25  # away from the spike, never the argmax
+    probs[pitch_class, spike_at] = 0.4
+    probs[12] = 1.0 - probs[:12].sum(axis=0)
+    return probs.astype(np.float32)
+
+
+def test_postprocess_smoothing_spreads_a_ctc_spike_over_its_neighbourhood():
+    probs = spike_probs()
+    plain = chroma_lib.postprocess(probs)
+    smooth = chroma_lib.postprocess(probs, 7)
+    assert_unit_columns(smooth)
+    # without smoothing only the spike frame knows the note; with 7 frames its 3 neighbours
+    # on either side do too, and frames further away do not
+    assert [int(np.argmax(plain[:, t])) == 7 for t in range(21)].count(True) == 1
+    assert all(np.argmax(smooth[:, t]) == 7 for t in range(7, 14))
+    assert smooth[7, 5] < 0.5 and smooth[7, 15] < 0.5
+    # the window is a centred moving average of the chroma probabilities, edges repeated
+    chroma = probs[:12].astype(np.float64)
+    padded = np.concatenate([np.repeat(chroma[:, :1], 3, 1), chroma, np.repeat(chroma[:, -1:], 3, 1)], 1)
+    average = np.stack([padded[:, t:t + 7].mean(axis=1) for t in range(21)], axis=1)
+    np.testing.assert_allclose(smooth, average / np.linalg.norm(average, axis=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('smoothing', [0, 2, -3, 1.0, True, '7'])
+def test_postprocess_rejects_a_window_that_is_not_a_positive_odd_count(smoothing):
+    with pytest.raises(CTCChromaError, match='odd'):
+        chroma_lib.postprocess(spike_probs(), smoothing)
+
+
+def test_ctc_models_are_smoothed_and_frame_wise_models_are_not(tmp_path):
+    from ctc_chroma_lib.constants import CTC_SMOOTHING_FRAMES
+    assert CTC_SMOOTHING_FRAMES == 7
+    published = bool(PUBLISHED_MODEL_IDS)  # the authors' package is installed
+    for name in ('ctc', 'teaching', 'teaching-ctc-train345valid1') + published * ('published:v1_ctc_train1234valid5',):
+        assert kinds.resolve(name).smoothing == 7, name
+    for name in ('strong', 'linear', 'teaching-strong-train234valid5', 'cqt', 'cens', 'basic-pitch') + published * (
+            'published:v2_strong_train123valid4', 'published:v2_linear_train123valid4'):
+        assert kinds.resolve(name).smoothing == 1, name
+    # a weights file: what its JSON configuration says; a CTC model without one
+    for training, expected in (('ctc', 7), ('strong', 1), ('linear', 1)):
+        (tmp_path / f'{training}.json').write_text(f'{{"config": {{"kind": "{training}"}}}}')
+        assert kinds.resolve(str(tmp_path / f'{training}.weights.h5')).smoothing == expected
+    assert kinds.resolve(str(tmp_path / 'bare.weights.h5')).smoothing == 7
+
+
 # --- learned_chroma / compute_chroma -----------------------------------------------------
 
 def test_learned_chroma_of_an_array_returns_chroma_probs_and_25hz_times(seeded_weights):
@@ -96,6 +147,18 @@ def test_compute_chroma_ctc_uses_the_teaching_model(tone, shipped_teaching):
     expected, _, _ = chroma_lib.learned_chroma(tone, model=shipped_teaching)
     np.testing.assert_allclose(chroma, expected, atol=1e-6)
     assert times.shape == (chroma.shape[1],)
+
+
+def test_compute_chroma_post_processes_each_learned_kind_as_its_training_needs(tone, seeded_weights,
+                                                                              weights_dir):
+    weights_dir('teaching-ctc', seeded_weights)
+    weights_dir('teaching-strong', seeded_weights)
+    for kind, smoothing in (('ctc', 7), ('strong', 1)):
+        chroma, _, probs = chroma_lib.compute_chroma(tone, kind, return_probs=True)
+        np.testing.assert_allclose(chroma, chroma_lib.postprocess(probs, smoothing), atol=1e-6)
+    # same weights, so the two kinds differ by the smoothing alone
+    assert not np.allclose(chroma_lib.compute_chroma(tone, 'ctc')[0],
+                           chroma_lib.compute_chroma(tone, 'strong')[0], atol=1e-3)
 
 
 def test_compute_chroma_caches_the_chroma(tone, shipped_teaching):

@@ -70,11 +70,14 @@ def test_probabilities_with_blank_show_thirteen_rows(items):
 
 
 def test_normalization_toggle_switches_between_probabilities_and_unit_frames(items):
+    from ctc_chroma_lib.chroma import postprocess, smooth_chroma
     explorer = explorers.ChromaExplorer(items, feature_fn=fake_features, clip_seconds=0)
-    np.testing.assert_allclose(np.linalg.norm(shown_matrix(explorer), axis=0), 1.0, rtol=1e-5)
-    explorer.normalize_box.value = False
     _, _, probs = fake_features(items[0].audio_path, 'ctc')
-    np.testing.assert_allclose(shown_matrix(explorer), probs[:12], rtol=1e-6)
+    # the CTC chroma as retrieval uses it: blank removed, smoothed, unit-norm frames
+    np.testing.assert_allclose(shown_matrix(explorer), postprocess(probs, 7), rtol=1e-5, atol=1e-6)
+    explorer.normalize_box.value = False
+    np.testing.assert_allclose(shown_matrix(explorer), smooth_chroma(probs[:12], 7), rtol=1e-5)
+    assert not np.allclose(shown_matrix(explorer), probs[:12], rtol=1e-3)
 
 
 def test_published_feature_uses_the_published_model_spec(items):

@@ -860,6 +860,15 @@ def test_index_from_features_refuses_another_kind_or_unrecorded_files(built, tmp
     code, _, err = run_cli(capsys, 'index', '--from-features', tmp_path / 'f', '--model', 'cqt',
                            '--out', tmp_path / 'i')
     assert code == 2 and 'without kind, weights' in err[-1]
+    # features of an earlier chroma computation (files without a version are version 1)
+    assert main(['chroma', str(audio / 'a.wav'), '--features', 'cqt', '--out', str(tmp_path / 'f')]) == 0
+    with np.load(tmp_path / 'f' / 'a.npz') as npz:
+        arrays = {key: npz[key] for key in npz.files if key != 'chroma_version'}
+    np.savez(tmp_path / 'f' / 'a.npz', **arrays)
+    code, _, err = run_cli(capsys, 'index', '--from-features', tmp_path / 'f', '--model', 'cqt',
+                           '--out', tmp_path / 'i')
+    assert code == 2 and 'chroma version 1' in err[-1] and 'a.npz' in err[-1]
+    assert not (tmp_path / 'i').exists()
 
 
 def test_an_audio_index_is_not_extended_from_feature_files(index_copy, tmp_path, capsys):

@@ -197,8 +197,8 @@ def interrupted_validation(real_metrics, at_begin=None, at_end=None):
     beginning (``at_begin``) or the end (``at_end``) of that epoch (0-based)."""
     import keras
 
-    def metrics(model, items, progress=False):
-        inner = real_metrics(model, items, progress)
+    def metrics(model, items, progress=False, **options):
+        inner = real_metrics(model, items, progress, **options)
 
         class Interrupt(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch, logs=None):
@@ -211,6 +211,27 @@ def interrupted_validation(real_metrics, at_begin=None, at_end=None):
                 inner.on_epoch_end(epoch, logs)
         return Interrupt()
     return metrics
+
+
+def test_the_validation_retrieval_post_processes_like_the_trained_kind(tmp_path, monkeypatch):
+    """val_mrr measures the chroma the model will be used with: smoothed for CTC models."""
+    from ctc_chroma_lib.dataset import load_dataset
+    monkeypatch.setenv('CTC_CHROMA_CACHE', str(tmp_path / 'cache'))
+    items = load_dataset()
+    train_items = [it for it in items if it.fold == 1][:1]
+    valid_items = [it for it in items if it.fold == 4][:1]
+    seen = {}
+
+    def recording(model, items, progress=False, smoothing=1):
+        seen[kind] = smoothing
+        raise _Stop()
+
+    monkeypatch.setattr(training, 'validation_metrics', recording)
+    for kind in ('ctc', 'strong'):
+        config = training.TrainingConfig(kind=kind, epochs=1, precision='float32')
+        with pytest.raises(_Stop):
+            training.train(config, train_items, valid_items, tmp_path / kind, progress=False)
+    assert seen == {'ctc': 7, 'strong': 1}
 
 
 def test_a_run_interrupted_while_validating_repeats_that_epoch(tmp_path, monkeypatch):

@@ -57,10 +57,13 @@ def resolve_model(name):
 
 
 def _provenance(kind):
-    """``kind`` and ``weights`` arrays for the npz files: what computed the features."""
+    """``kind``, ``weights`` and ``chroma_version`` arrays for the npz files: what computed
+    the features."""
     import numpy as np
 
-    return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint())}
+    from ..chroma import CACHE_VERSION
+    return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint()),
+            'chroma_version': np.array(CACHE_VERSION)}
 
 
 def run(args):
@@ -104,7 +107,8 @@ def run(args):
         if args.features:
             chroma, times = chroma_lib.compute_chroma(path, args.features, cache=not args.no_cache)
         else:
-            chroma, probs, times = chroma_lib.learned_chroma(path, model=model, cache=not args.no_cache)
+            chroma, probs, times = chroma_lib.learned_chroma(path, model=model, cache=not args.no_cache,
+                                                             smoothing=kind.smoothing)
             arrays['probs'] = probs
         arrays['chroma'] = np.asarray(chroma, dtype=np.float32)
         arrays['times'] = np.asarray(times)
