@@ -73,21 +73,24 @@ def audio_clip(audio_path, start=0.0, duration=8.0, sr=AUDIO_RATE):
     return y[first:first + max(int(round(duration * sr)), 1)]
 
 
-def chroma_explorer_features(feature_output, key, normalize=True):
+def chroma_explorer_features(feature_output, key, normalize=True, smoothing=None):
     """The matrix a :class:`ChromaExplorer` shows for a feature type.
 
     Normalization means L2 normalization of every frame
     (:func:`ctc_chroma_lib.normalization.normalize_columns`):
     of the 13 probabilities for 'ctc-probs', of the 12 chroma probabilities (the blank
-    removed, smoothed over :data:`ctc_chroma_lib.constants.CTC_SMOOTHING_FRAMES` frames) for
-    'ctc' and 'published' (then equal to ``chroma.postprocess``). Standard chroma ('cqt',
-    'cens') are normalized by definition and shown as they are.
+    removed and smoothed over ``smoothing`` frames) for 'ctc' and 'published' (then equal to
+    ``chroma.postprocess``). Standard chroma ('cqt', 'cens') are normalized by definition and
+    shown as they are.
 
     Args:
         feature_output (tuple): ``(chroma (12 x T), times (T,), probs (13 x T) or None)`` as
             returned by ``compute_chroma(..., return_probs=True)``
         key (str): Feature type, one of the keys of :data:`CHROMA_CHOICES`
         normalize (bool): Normalize every frame (Default value = True)
+        smoothing (int): Window of the model's post-processing for 'ctc' and 'published'
+            (:attr:`ctc_chroma_lib.kinds.Kind.smoothing`) (Default value = None:
+            :data:`ctc_chroma_lib.constants.CTC_SMOOTHING_FRAMES`)
 
     Returns:
         features (np.ndarray): Matrix (12 x T) or (13 x T for 'ctc-probs')
@@ -105,10 +108,11 @@ def chroma_explorer_features(feature_output, key, normalize=True):
         raise CTCChromaError(f'feature type {key!r} needs class probabilities')
     if key == 'ctc-probs':
         features = np.asarray(probs)
-    else:  # both are CTC models: smoothed like chroma.postprocess does for them
+    else:  # smoothed as chroma.postprocess does for the model
         from .chroma import smooth_chroma
         from .constants import CTC_SMOOTHING_FRAMES
-        features = smooth_chroma(np.asarray(probs)[:12], CTC_SMOOTHING_FRAMES).astype(np.float32)
+        window = CTC_SMOOTHING_FRAMES if smoothing is None else smoothing
+        features = smooth_chroma(np.asarray(probs)[:12], window).astype(np.float32)
     return (normalize_columns(features) if normalize else features), np.asarray(times)
 
 
@@ -185,8 +189,12 @@ class ChromaExplorer(_WidgetApp):
         cache_key = (item.mtd_id, kind)
         if cache_key not in self._cache:
             self._cache[cache_key] = tuple(self.feature_fn(item.audio_path, kind))
+        smoothing = None
+        if self.feature_menu.value in ('ctc', 'published'):
+            from .kinds import resolve
+            smoothing = resolve(kind).smoothing
         return chroma_explorer_features(self._cache[cache_key], self.feature_menu.value,
-                                        self.normalize_box.value)
+                                        self.normalize_box.value, smoothing)
 
     def make_figure(self):
         """A new figure of the current selection, with the theme's alignment overlaid."""

@@ -80,6 +80,18 @@ def test_normalization_toggle_switches_between_probabilities_and_unit_frames(ite
     assert not np.allclose(shown_matrix(explorer), probs[:12], rtol=1e-3)
 
 
+def test_a_frame_wise_published_model_is_shown_without_smoothing(items):
+    from ctc_chroma_lib.chroma import postprocess
+    from ctc_chroma_lib.published import PUBLISHED_MODEL_IDS
+    if 'v2_strong_train123valid4' not in PUBLISHED_MODEL_IDS:
+        pytest.skip("the authors' package is not installed")
+    explorer = explorers.ChromaExplorer(items, feature_fn=fake_features, clip_seconds=0,
+                                        published='published:v2_strong_train123valid4')
+    explorer.feature_menu.value = 'published'
+    _, _, probs = fake_features(items[0].audio_path, 'published:v2_strong_train123valid4')
+    np.testing.assert_allclose(shown_matrix(explorer), postprocess(probs), rtol=1e-5, atol=1e-6)
+
+
 def test_published_feature_uses_the_published_model_spec(items):
     kinds = []
 
