@@ -387,10 +387,13 @@ def test_windowed_training_model_equals_the_model_away_from_the_ends():
 
 
 def test_config_defaults_depend_on_the_kind_and_explicit_values_win():
-    assert training.TrainingConfig(kind='ctc').epochs == 30
-    assert training.TrainingConfig(kind='strong').init == 'harmonic-prior'
+    ctc = training.TrainingConfig(kind='ctc')
+    assert (ctc.epochs, ctc.lr_decay, ctc.weight_average) == (45, 'constant', 0.995)
+    strong = training.TrainingConfig(kind='strong')
+    assert (strong.epochs, strong.lr_decay, strong.weight_average, strong.init) == (25, 'cosine', 0.0,
+                                                                                    'harmonic-prior')
     config = training.TrainingConfig(kind='ctc', learning_rate=3e-3, epochs=2, pitch_shift=0)
-    assert (config.learning_rate, config.epochs, config.patience, config.pitch_shift) == (3e-3, 2, 30, 0)
+    assert (config.learning_rate, config.epochs, config.patience, config.pitch_shift) == (3e-3, 2, 45, 0)
     assert training.TrainingConfig(kind='ctc').init == ''  # random, as in the paper
 
 
