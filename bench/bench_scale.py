@@ -56,11 +56,11 @@ def teaching_chroma():
 
 def write_archive(folder, hours, items, chroma, n_queries, seed=0):
     """The ``.npz`` files of a synthetic archive; returns the planted items."""
-    from ctc_chroma_lib.chroma import kind_fingerprint
+    from ctc_chroma_lib.chroma import feature_file_provenance
     rng = np.random.default_rng(seed)
     fillers = [chroma[it.mtd_id] for it in items if it.fold != 5]
     planted = [it for it in items if it.fold == 5][:n_queries]
-    provenance = {'kind': np.array('ctc'), 'weights': np.array(kind_fingerprint('ctc'))}
+    provenance = feature_file_provenance('ctc')
     folder.mkdir(parents=True)
 
     def write(name, Y):

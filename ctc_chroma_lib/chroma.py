@@ -16,7 +16,7 @@ from .audio import check_audio_duration
 from .constants import BLANK_INDEX, CTC_SMOOTHING_FRAMES, FEATURE_RATE, HCQT
 from .errors import CTCChromaError
 from .fileio import cache_root, hash_file_into  # noqa: F401 (cache_root: part of this API)
-from .kinds import resolve
+from .kinds import Kind, resolve
 from .normalization import normalize_columns
 
 CACHE_VERSION = 2
@@ -147,6 +147,19 @@ def kind_fingerprint(kind):
     """Hash of what computes a kind: its weights, the Basic Pitch model, or 'none'
     (:meth:`ctc_chroma_lib.kinds.Kind.fingerprint`)."""
     return resolve(kind).fingerprint()
+
+
+def feature_file_provenance(kind) -> dict:
+    """What computed a feature file: ``kind``, ``weights`` (:func:`kind_fingerprint`) and
+    ``chroma_version`` (:data:`CACHE_VERSION`), as arrays for ``np.savez``; ``ctc-chroma
+    chroma`` writes them and ``index --from-features`` checks them.
+
+    Args:
+        kind (str or Kind): Kind or model name, or a resolved :class:`~ctc_chroma_lib.kinds.Kind`
+    """
+    kind = kind if isinstance(kind, Kind) else resolve(kind)
+    return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint()),
+            'chroma_version': np.array(CACHE_VERSION)}
 
 
 def chroma_cache_path(audio_path, kind):

@@ -871,6 +871,28 @@ def test_index_from_features_refuses_another_kind_or_unrecorded_files(built, tmp
     assert not (tmp_path / 'i').exists()
 
 
+def test_the_scale_benchmark_archive_is_indexed_from_its_feature_files(tmp_path):
+    """bench_scale writes its synthetic archive with the provenance of ``ctc-chroma chroma``."""
+    import importlib.util
+
+    from ctc_chroma_lib.dataset import load_dataset
+    spec = importlib.util.spec_from_file_location(
+        'bench_scale', Path(__file__).resolve().parents[1] / 'bench' / 'bench_scale.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    items = load_dataset()
+    rng = np.random.default_rng(0)
+    unit = [(Y / np.linalg.norm(Y, axis=0)).astype(np.float32) for Y in rng.random((len(items), 12, 40))]
+    chroma = {it.mtd_id: Y for it, Y in zip(items, unit)}
+    planted = bench.write_archive(tmp_path / 'f', 0.05, items, chroma, n_queries=2)
+    summary = build_index(tmp_path / 'f', tmp_path / 'i', model='ctc', from_features=True,
+                          progress=False)
+    names = sorted(read_manifest(tmp_path / 'i')['files'])
+    assert summary['added'] == len(names)
+    assert [f'planted_{it.mtd_id}.npz' for it in planted] == names[:2]
+    assert len(names) > 2 and all(n.startswith('track_') for n in names[2:])
+
+
 def test_an_audio_index_is_not_extended_from_feature_files(index_copy, tmp_path, capsys):
     audio, index = index_copy
     assert main(['chroma', str(audio / 'a.wav'), '--features', 'cqt',

@@ -56,16 +56,6 @@ def resolve_model(name):
     return kind.model, kind
 
 
-def _provenance(kind):
-    """``kind``, ``weights`` and ``chroma_version`` arrays for the npz files: what computed
-    the features."""
-    import numpy as np
-
-    from ..chroma import CACHE_VERSION
-    return {'kind': np.array(kind.name), 'weights': np.array(kind.fingerprint()),
-            'chroma_version': np.array(CACHE_VERSION)}
-
-
 def run(args):
     """Compute and write the chroma of every input file.
 
@@ -100,7 +90,7 @@ def run(args):
         spec, kind = resolve_model(args.model)
         from ..model import load_model
         model = load_model(spec)
-    provenance = _provenance(kind)
+    provenance = chroma_lib.feature_file_provenance(kind)
 
     for path in tqdm(list(dict.fromkeys(paths)), desc='chroma', unit='file'):
         arrays = {}
