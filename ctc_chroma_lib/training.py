@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from .batching import crop_example, load_examples, make_tf_dataset
-from .constants import WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
+from .constants import BLANK_INDEX, WEIGHTS_DIR  # noqa: F401 (WEIGHTS_DIR: training.WEIGHTS_DIR)
 from .errors import CTCChromaError
 from .fileio import atomic_path
 from .kinds import KINDS, TRAINING_KINDS
@@ -83,7 +83,9 @@ class TrainingConfig:
     seed: int = 0
     init: Optional[str] = None
     """Initial weights: '' (random, as in the paper), 'harmonic-prior' (see
-    :func:`harmonic_prior_init`), or a model spec as in :func:`model.load_model`."""
+    :func:`harmonic_prior_init`), 'blank-prior' (random, the blank unit's bias at the
+    blank's prior, see :func:`blank_prior_init`), or a model spec as in
+    :func:`model.load_model`."""
     jit_compile: bool = False
     """XLA compilation of the training step. Off by default: every new batch shape compiles
     anew (a first epoch of several minutes), and Keras compiles with XLA only without
@@ -460,6 +462,98 @@ def _check_resumed_settings(path, name, config, train_items, valid_items, resumi
                              f'--restart to discard it')
 
 
+BLANK_PRIOR_EXAMPLES = 16
+"""Training examples on which :func:`blank_prior_init` measures the untrained model."""
+
+
+def blank_prior(examples):
+    """The share of blank frames the CTC targets imply: 1 - notes / frames.
+
+    Args:
+        examples (list of batching.Example): Training examples
+
+    Returns:
+        prior (float)
+    """
+    notes = sum(len(e.labels) for e in examples)
+    frames = sum(len(e.x) for e in examples)
+    if not frames or notes >= frames:
+        raise CTCChromaError('the training segments have fewer frames than notes')
+    return 1.0 - notes / frames
+
+
+def blank_prior_init(model, examples, n_examples=BLANK_PRIOR_EXAMPLES):
+    """Start the blank unit at the blank's prior: set its bias so that, on a typical
+    training frame, the untrained model gives the blank the probability
+    :func:`blank_prior` (about 0.9).
+
+    A random model gives the blank almost nothing (its twelve chroma logits each sum 18
+    sigmoids of about 0.5, the blank logit is near 0). With its bias at 0 the CTC loss
+    first makes the blank win the frames between notes, and the fast way there for Adam
+    is to raise the salience of every bin, which the blank unit sums with growing weights.
+    Where that saturates the salience at 1 everywhere, the chroma logits are all equal and
+    the sigmoid passes no gradient: the *dead plateau*. Starting the blank at its prior
+    (as one starts a classifier's output bias at the log class prior) is meant to leave
+    the loss no reason to do so (README, *The dead plateau*, says how far it does). Only
+    the blank unit's bias changes; every other weight stays random.
+
+    Args:
+        model (keras.Model): Model from :func:`model.build_model` (modified in place)
+        examples (list of batching.Example): Training examples (the prior and the
+            untrained model's blank logit are measured on them)
+        n_examples (int): How many of ``examples`` the model is run on
+            (Default value = BLANK_PRIOR_EXAMPLES)
+
+    Returns:
+        bias (float): The blank unit's new bias
+    """
+    prior = blank_prior(examples)
+    layer = model.get_layer('blank_pool')
+    kernel, bias = [np.array(w) for w in layer.get_weights()]
+    # blank logit minus the log-sum-exp of the chroma logits, per frame, at the present bias
+    margins = []
+    for example in examples[:n_examples]:
+        probs = np.asarray(model(example.x[None], training=False)).astype(np.float64)[0]
+        blank = np.clip(probs[:, BLANK_INDEX], 1e-300, None)
+        margins.append(np.log(blank) - np.log1p(-np.minimum(blank, 1 - 1e-16)))
+    margin = float(np.median(np.concatenate(margins)))
+    bias[:] = bias - margin + np.log(prior / (1.0 - prior))
+    layer.set_weights([kernel, bias])
+    return float(bias[0])
+
+
+def salience_saturation(model, inputs):
+    """How saturated the model's salience sigmoid is: the mark of the dead plateau.
+
+    In a run on the dead blank plateau the salience is 1 in every bin of every frame: all
+    twelve chroma logits are 18, the blank unit wins everywhere, and the sigmoid's slope
+    ``s (1 - s)`` is 0, so no gradient reaches the convolutions. A healthy model keeps
+    bins near 0 where no pitch is.
+
+    Args:
+        model (keras.Model): Model from :func:`model.build_model`
+        inputs (list of np.ndarray): Model inputs (T, 216, 6), e.g. ``Example.x``
+
+    Returns:
+        stats (dict): 'p1', 'p50', 'p99' (percentiles of the salience over all bins and
+            frames), 'slope' (median of s (1 - s)), 'blank_wins' (share of frames whose most
+            probable class is the blank)
+    """
+    import keras
+
+    probe = keras.Model(model.input, [model.get_layer('salience').output, model.output])
+    salience, wins = [], []
+    for x in inputs:
+        s, probs = probe(np.asarray(x)[None], training=False)
+        salience.append(np.asarray(s).astype(np.float64).ravel())
+        wins.append(np.asarray(probs)[0].argmax(-1) == BLANK_INDEX)
+    salience, wins = np.concatenate(salience), np.concatenate(wins)
+    p1, p50, p99 = np.percentile(salience, [1, 50, 99])
+    return {'p1': float(p1), 'p50': float(p50), 'p99': float(p99),
+            'slope': float(np.median(salience * (1 - salience))),
+            'blank_wins': float(wins.mean())}
+
+
 def _backup_epoch(backup_dir):
     """Epochs completed according to a Keras ``BackupAndRestore`` folder (None: unknown)."""
     try:
@@ -468,13 +562,15 @@ def _backup_epoch(backup_dir):
         return None
 
 
-def _initial_model(config):
+def _initial_model(config, train_examples):
     """The model to train, with the initial weights of ``config.init``."""
     from .model import load_model
 
     model = build_training_model(resolve_precision(config.precision))
     if config.init == 'harmonic-prior':
         harmonic_prior_init(model)
+    elif config.init == 'blank-prior':
+        blank_prior_init(model, train_examples)
     elif config.init:
         model.set_weights(load_model(config.init).get_weights())
     return model
@@ -537,7 +633,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
                                               config.seed, config.pitch_shift, first_epoch)
     valid_data, valid_steps = make_tf_dataset(valid_examples, config.kind, config.batch_frames)
 
-    model = _initial_model(config)
+    model = _initial_model(config, train_examples)
     trainer = windowed_model(model)
     optimizer = keras.optimizers.Adam(learning_rate_schedule(config, train_steps),
                                       clipnorm=config.clipnorm or None,

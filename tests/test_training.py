@@ -373,6 +373,51 @@ def test_harmonic_prior_init_passes_the_fundamental_bin_through():
     assert int(np.argmax(probs[0, 10, :12])) == 9
 
 
+def test_blank_prior_is_the_share_of_frames_without_a_note_onset():
+    examples = make_examples(np.random.default_rng(0))  # 4 x 4 notes in 155 frames
+    assert training.blank_prior(examples) == pytest.approx(1 - 16 / 155)
+    with pytest.raises(CTCChromaError, match='fewer frames than notes'):
+        training.blank_prior(examples[:1] * 0)
+
+
+def test_blank_prior_init_starts_the_blank_at_its_prior_and_keeps_the_other_weights():
+    import keras
+    from ctc_chroma_lib.model import build_model
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    before = model.get_weights()
+    examples = make_examples(np.random.default_rng(1))
+    p_blank = model(examples[0].x[None]).numpy()[0, :, BLANK_INDEX]
+    assert np.median(p_blank) < 1e-3  # a random model all but ignores the blank
+    bias = training.blank_prior_init(model, examples)
+    prior = training.blank_prior(examples)
+    probs = np.concatenate([model(e.x[None]).numpy()[0] for e in examples])
+    assert np.median(probs[:, BLANK_INDEX]) == pytest.approx(prior, abs=0.02)
+    assert model.get_layer('blank_pool').get_weights()[1][0] == pytest.approx(bias)
+    changed = [i for i, (a, b) in enumerate(zip(before, model.get_weights()))
+               if not np.array_equal(a, b)]
+    assert len(changed) == 1 and before[changed[0]].shape == (1,)  # only the blank's bias
+
+
+def test_salience_saturation_tells_a_dead_model_from_a_live_one():
+    import keras
+    from ctc_chroma_lib.model import build_model
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    inputs = [e.x for e in make_examples(np.random.default_rng(2))]
+    live = training.salience_saturation(model, inputs)
+    assert 0.0 < live['p1'] < live['p50'] < live['p99'] < 1.0 and live['slope'] > 0.1
+    squishy = model.get_layer('squishy')  # the dead plateau: the sigmoid saturated at 1
+    kernel, bias = squishy.get_weights()
+    squishy.set_weights([kernel * 0, bias + 40.0])
+    blank = model.get_layer('blank_pool')
+    kernel, bias = blank.get_weights()
+    blank.set_weights([np.full_like(kernel, 0.1), bias])  # 21.6 against 18 per chroma
+    dead = training.salience_saturation(model, inputs)
+    assert dead['p1'] == 1.0 and dead['slope'] == 0.0 and dead['blank_wins'] == 1.0
+    assert live['blank_wins'] < 0.5
+
+
 def test_windowed_training_model_equals_the_model_away_from_the_ends():
     import keras
     from ctc_chroma_lib.model import CONTEXT_FRAMES, build_model

@@ -70,8 +70,9 @@ def add_parser(subparsers):
                              + _kind_default('weight_average'))
     parser.add_argument('--seed', type=int, default=defaults.seed)
     parser.add_argument('--init', default=None,
-                        help='initial weights: "" for random (the paper), harmonic-prior, or a '
-                             'model spec; ' + _kind_default('init'))
+                        help='initial weights: "" for random (the paper), blank-prior (random, the '
+                             'blank starting at its prior), harmonic-prior, or a model spec; '
+                             + _kind_default('init'))
     parser.add_argument('--jit', dest='jit_compile', action='store_true',
                         help='compile the training step with XLA: about 1.7x faster on CPUs '
                              'without bfloat16; compiles once per batch shape, seeded but '
