@@ -507,15 +507,18 @@ def blank_prior_init(model, examples, n_examples=BLANK_PRIOR_EXAMPLES):
     Returns:
         bias (float): The blank unit's new bias
     """
+    import keras
+    from scipy.special import logsumexp
+
     prior = blank_prior(examples)
     layer = model.get_layer('blank_pool')
     kernel, bias = [np.array(w) for w in layer.get_weights()]
     # blank logit minus the log-sum-exp of the chroma logits, per frame, at the present bias
+    to_logits = keras.Model(model.input, model.get_layer('logits').output)
     margins = []
     for example in examples[:n_examples]:
-        probs = np.asarray(model(example.x[None], training=False)).astype(np.float64)[0]
-        blank = np.clip(probs[:, BLANK_INDEX], 1e-300, None)
-        margins.append(np.log(blank) - np.log1p(-np.minimum(blank, 1 - 1e-16)))
+        logits = np.asarray(to_logits(example.x[None], training=False)).astype(np.float64)[0]
+        margins.append(logits[:, BLANK_INDEX] - logsumexp(logits[:, :BLANK_INDEX], axis=1))
     margin = float(np.median(np.concatenate(margins)))
     bias[:] = bias - margin + np.log(prior / (1.0 - prior))
     layer.set_weights([kernel, bias])
