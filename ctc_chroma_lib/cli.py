@@ -93,5 +93,21 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGINT, previous)
 
 
+def command(argv=None) -> int:
+    """The ``ctc-chroma`` program: :func:`main`, then Ctrl-C ignored while Python shuts down.
+
+    Python's shutdown puts back the system's default for every signal that has a handler
+    written in Python; a Ctrl-C after that, while the interpreter is still unloading its
+    modules, would end the finished command by the signal (exit status -2 to its caller)
+    instead of its own status. Once ``main`` has returned the work is done and the index
+    consistent, so the rest of the exit ignores the interrupt.
+    """
+    try:
+        return main(argv)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(command())

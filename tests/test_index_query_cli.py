@@ -742,6 +742,32 @@ def test_ctrl_c_while_the_command_line_loads_is_kept_for_main(tmp_path):
     assert run.returncode == 130 and run.stderr == 'ctc-chroma: error: interrupted\n'
 
 
+SHUTDOWN_INTERRUPT = """
+import os, signal, sys
+sys.argv = ['/usr/bin/ctc-chroma']   # as the console script starts
+import ctc_chroma_lib
+import ctc_chroma_lib.cli as cli
+
+class FreedWhenMainIsUnloaded:       # Python unloads __main__ while it shuts down,
+    def __del__(self):               # after it has put back the signals' default actions
+        os.kill(os.getpid(), signal.SIGINT)
+
+late = FreedWhenMainIsUnloaded()
+sys.exit(cli.command(['--version']))
+"""
+
+
+def test_ctrl_c_while_the_finished_command_shuts_down_keeps_its_status(tmp_path):
+    # the console script is cli.command; a Ctrl-C that arrives while Python unloads its
+    # modules must not turn the finished command's status into death by the signal (-2)
+    import subprocess
+    import sys
+    run = subprocess.run([sys.executable, '-c', SHUTDOWN_INTERRUPT], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0 and run.stdout.startswith('ctc-chroma ')
+    assert 'Traceback' not in run.stderr
+
+
 def test_importing_the_command_line_leaves_the_programs_ctrl_c_alone():
     import signal
     import subprocess
