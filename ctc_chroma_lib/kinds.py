@@ -194,12 +194,14 @@ def _training_of_weights_file(path):
 CTC_RECIPE = (('epochs', 45), ('learning_rate', 1e-3), ('patience', 45), ('monitor', 'val_loss'),
               ('random_margin', 0.5), ('pitch_shift', 6), ('warmup_epochs', 2.0),
               ('lr_decay', 'constant'), ('clipnorm', 5.0), ('weight_average', 0.995),
-              ('init', ''))
+              ('init', 'blank-prior'))
 """Training recipe of the shipped ``ctc`` model. It starts from random weights, as in the
-paper, at Adam's learning rate of 1e-3, reached by a warm-up over two epochs and then kept,
-with gradient clipping, for 45 epochs; every epoch sees every training theme in a random
-transposition (up to 6 semitones) and with random margins (up to 0.5 s) around its weak
-segment. Validation, the choice of the epoch (lowest validation loss) and the shipped
+paper, except for the blank unit's bias, which starts at the blank's prior
+(:func:`ctc_chroma_lib.training.blank_prior_init`: without it some runs fall into the dead
+plateau, README *The dead plateau*), at Adam's learning rate of 1e-3, reached by a warm-up
+over two epochs and then kept, with gradient clipping, for 45 epochs; every epoch sees
+every training theme in a random transposition (up to 6 semitones) and with random margins
+(up to 0.5 s) around its weak segment. Validation, the choice of the epoch (lowest validation loss) and the shipped
 weights use a moving average of the weights (momentum 0.995, updated every step: about the
 last 2.5 epochs). Its early epochs are the *blank plateau* (see
 :func:`ctc_chroma_lib.training.validation_metrics`), which it leaves by itself."""

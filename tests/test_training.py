@@ -439,7 +439,9 @@ def test_config_defaults_depend_on_the_kind_and_explicit_values_win():
                                                                                     'harmonic-prior')
     config = training.TrainingConfig(kind='ctc', learning_rate=3e-3, epochs=2, pitch_shift=0)
     assert (config.learning_rate, config.epochs, config.patience, config.pitch_shift) == (3e-3, 2, 45, 0)
-    assert training.TrainingConfig(kind='ctc').init == ''  # random, as in the paper
+    # random, as in the paper, but for the blank unit's bias, which starts at the blank's prior
+    assert training.TrainingConfig(kind='ctc').init == 'blank-prior'
+    assert training.TrainingConfig(kind='ctc', init='').init == ''  # an explicit '' wins
 
 
 def example_with_notes(t=20):
