@@ -201,10 +201,10 @@ paper, except for the blank unit's bias, which starts at the blank's prior
 plateau, README *The dead plateau*), at Adam's learning rate of 1e-3, reached by a warm-up
 over two epochs and then kept, with gradient clipping, for 45 epochs; every epoch sees
 every training theme in a random transposition (up to 6 semitones) and with random margins
-(up to 0.5 s) around its weak segment. Validation, the choice of the epoch (lowest validation loss) and the shipped
-weights use a moving average of the weights (momentum 0.995, updated every step: about the
-last 2.5 epochs). Its early epochs are the *blank plateau* (see
-:func:`ctc_chroma_lib.training.validation_metrics`), which it leaves by itself."""
+(up to 0.5 s) around its weak segment. Validation, the choice of the epoch (lowest
+validation loss) and the shipped weights use a moving average of the weights (momentum
+0.995, updated every step: about the last 2.5 epochs). With the blank at its prior it starts
+on the *blank plateau* (notebook 04), which it leaves by itself."""
 
 FRAMEWISE_RECIPE = (('epochs', 25), ('learning_rate', 1e-3), ('patience', 25),
                     ('monitor', 'val_loss'), ('random_margin', 0.5), ('pitch_shift', 6),
