@@ -18,7 +18,9 @@ For every size:
   share of themes whose planted recording is in the two-stage top 10;
 - *float16*: the share of themes whose exact top 10 (same order) from the float16 pack is
   the one from the float32 feature files, which a third process reads one by one as queries
-  did before the pack (its time and memory are the last columns).
+  did before the pack (its time and memory are the last columns), and the largest difference
+  between the two lists' costs at the same rank (*f16 dcost*): where the lists differ only
+  by near-ties, it stays at the size of float16 rounding.
 
 *Rivals* (``--rivals``, no archive built): how many distinct filler passages (recording,
 transposition) beat each planted recording, and how often an archive of each size repeats
@@ -111,15 +113,16 @@ def query_worker(index, ids, mode):
     else:
         _, features, note = open_index(index)
     opened = time.perf_counter() - started
-    results, seconds = [], []
+    results, costs, seconds = [], [], []
     for X in queries:
         t0 = time.perf_counter()
         matches, info = search(features, X, top=10, exact=(mode == 'exact'))
         seconds.append(time.perf_counter() - t0)
         results.append([m.name for m in matches])
+        costs.append([float(m.cost) for m in matches])
     total = time.perf_counter() - started
     print(json.dumps({'mode': mode, 'open_s': opened, 'total_s': total, 'per_query_s': seconds,
-                      'results': results, 'note': note, 'stage': info['stage'],
+                      'results': results, 'costs': costs, 'note': note, 'stage': info['stage'],
                       'matched_exactly': info['candidates'],
                       'peak_rss_mb': peak_rss_mb()}))
 
@@ -160,7 +163,9 @@ def bench_size(workdir, hours, items, chroma, n_queries):
            'planted_in_top10_exact': float(found_exact), 'candidates': two['matched_exactly'],
            'files_s_per_query': files['total_s'] / len(ids), 'files_rss_mb': files['peak_rss_mb'],
            'float16_top10_identical': float(np.mean([a == b for a, b in
-                                                      zip(exact['results'], files['results'])]))}
+                                                      zip(exact['results'], files['results'])])),
+           'float16_max_cost_difference': float(max(
+               np.max(np.abs(np.subtract(a, b))) for a, b in zip(exact['costs'], files['costs'])))}
     shutil.rmtree(folder / 'features')
     shutil.rmtree(folder)
     return row
@@ -253,7 +258,7 @@ def main():
           f'{args.queries} themes per batch', flush=True)
     header = (f'{"hours":>6} {"recs":>7} {"ingest s":>9} {"index MB":>9} {"2-stage s/q":>11} '
               f'{"exact s/q":>9} {"RSS MB 2st/ex":>14} {"top10 agree":>11} {"planted@10":>10} '
-              f'{"f16=f32":>7} {"files s/q":>9} {"files MB":>8}')
+              f'{"f16=f32":>7} {"f16 dcost":>9} {"files s/q":>9} {"files MB":>8}')
     print(header, flush=True)
     rows = []
     for hours in hours_list:
@@ -263,7 +268,8 @@ def main():
               f'{r["two_stage_s_per_query"]:>11.3f} {r["exact_s_per_query"]:>9.3f} '
               f'{r["two_stage_rss_mb"]:>6.0f}/{r["exact_rss_mb"]:<7.0f} '
               f'{r["top10_agreement"]:>11.3f} {r["planted_in_top10"]:>10.2f} '
-              f'{r["float16_top10_identical"]:>7.2f} {r["files_s_per_query"]:>9.3f} '
+              f'{r["float16_top10_identical"]:>7.2f} {r["float16_max_cost_difference"]:>9.1e} '
+              f'{r["files_s_per_query"]:>9.3f} '
               f'{r["files_rss_mb"]:>8.0f}', flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1) + '\n')
