@@ -685,9 +685,9 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     weights_path = out_dir / f'{name}.weights.h5'
     if best_path.exists():
         os.replace(best_path, weights_path)
-    sittings = read_sittings(sittings_path)
+    earlier = [s for s in read_sittings(sittings_path) if s['first_epoch'] < first_epoch]
     summary = _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch,
-                             seconds, timer.median_frames_per_second(), weights_path, sittings)
+                             seconds, timer.median_frames_per_second(), weights_path, earlier)
     if backup_dir.exists():
         import shutil
         shutil.rmtree(backup_dir)
@@ -698,8 +698,12 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
 
 
 def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch, seconds,
-                   frames_per_second, weights_path, sittings=()):
-    """Write ``<name>.json`` and ``<name>.png`` of a finished run; returns the summary."""
+                   frames_per_second, weights_path, earlier_sittings=()):
+    """Write ``<name>.json`` and ``<name>.png`` of a finished run; returns the summary.
+
+    ``seconds`` is this sitting's wall time; ``earlier_sittings`` are those of an interrupted
+    run before it (:func:`read_sittings`), each up to its last complete epoch. The run's total
+    adds them to ``seconds``, so that both figures come from one clock for this sitting."""
     from .plots import plot_training_log
 
     log_path = out_dir / f'{name}.log.csv'
@@ -718,9 +722,8 @@ def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_e
         'best_val_loss': best.get('val_loss'),
         'best_val_mrr': best.get('val_mrr'),
         'seconds_this_run': round(seconds, 1),
-        'sittings': max(len(sittings), 1),
-        'seconds_all_sittings': round(sum(s['seconds'] for s in sittings), 1) if sittings
-                                else round(seconds, 1),
+        'sittings': len(earlier_sittings) + 1,
+        'seconds_all_sittings': round(seconds + sum(s['seconds'] for s in earlier_sittings), 1),
         'median_train_frames_per_second': frames_per_second,
         'weights': weights_path.name,
     }
@@ -734,8 +737,9 @@ def _write_summary(config, name, out_dir, train_items, valid_items, frames_per_e
 def sitting_clock(path, first_epoch):
     """A Keras callback recording, after every epoch, how long this sitting of a run has
     trained (``path``: JSON list of ``{"first_epoch", "epochs", "seconds"}``, one entry per
-    sitting). A run interrupted and resumed sums its sittings (:func:`read_sittings`); the
-    epoch cut off by an interruption is not counted."""
+    sitting). The summary of a run interrupted and resumed adds the earlier sittings to the
+    last one's wall time (:func:`_write_summary`); the epoch cut off by an interruption is not
+    counted."""
     import keras
 
     earlier = [s for s in read_sittings(path) if s['first_epoch'] < first_epoch]
