@@ -685,7 +685,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
     weights_path = out_dir / f'{name}.weights.h5'
     if best_path.exists():
         os.replace(best_path, weights_path)
-    earlier = [s for s in read_sittings(sittings_path) if s['first_epoch'] < first_epoch]
+    earlier = read_sittings(sittings_path, before_epoch=first_epoch)
     summary = _write_summary(config, name, out_dir, train_items, valid_items, frames_per_epoch,
                              seconds, timer.median_frames_per_second(), weights_path, earlier)
     if backup_dir.exists():
@@ -742,7 +742,7 @@ def sitting_clock(path, first_epoch):
     counted."""
     import keras
 
-    earlier = [s for s in read_sittings(path) if s['first_epoch'] < first_epoch]
+    earlier = read_sittings(path, before_epoch=first_epoch)
 
     class SittingClock(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
@@ -757,12 +757,14 @@ def sitting_clock(path, first_epoch):
     return SittingClock()
 
 
-def read_sittings(path):
-    """The sittings that :func:`sitting_clock` recorded (empty if none or unreadable)."""
+def read_sittings(path, before_epoch):
+    """The sittings that :func:`sitting_clock` recorded and that began before
+    ``before_epoch``: those before the sitting that starts there (a stale file may still hold
+    entries of its own). Empty if none or unreadable."""
     try:
         sittings = json.loads(Path(path).read_text())
         return [s for s in sittings if isinstance(s, dict) and
-                {'first_epoch', 'epochs', 'seconds'} <= set(s)]
+                {'first_epoch', 'epochs', 'seconds'} <= set(s) and s['first_epoch'] < before_epoch]
     except (OSError, ValueError, TypeError):
         return []
 
