@@ -8,12 +8,15 @@ segments padded to a few shapes, runs the model on fixed-size windows of them
 (``training.windowed_model``) and computes in bfloat16 where the CPU supports it; it is
 timed as it runs by default (op determinism, no XLA), with ``--jit`` (XLA, no op
 determinism: Keras compiles with XLA only then), and with ``--jit --weight-average 0.995``
-(the optimizer also updates a moving average of the weights every step).
+(the optimizer also updates a moving average of the weights every step). The trainer's
+optimizer is the recipe's (``training.make_optimizer``: its learning-rate schedule and
+gradient clipping); the plain baseline uses Keras's default Adam.
 Throughput counts real frames (padding excluded); medians over the timed epochs.
 
     .venv/bin/python bench/bench_training.py [--epochs 3]
 """
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -111,9 +114,10 @@ def main():
     for jit, average in ((False, 0.0), (True, 0.0), (True, 0.995)):
         training._set_determinism(0, ops=not jit)
         trainer = training.windowed_model(training.build_training_model(precision))
-        optimizer = keras.optimizers.Adam(1e-3, use_ema=bool(average), ema_momentum=average)
-        trainer.compile(optimizer=optimizer, loss=losses.ctc_loss, jit_compile=jit)
         data, steps = batching.make_tf_dataset(examples, 'ctc', config.batch_frames, seed=0)
+        run = dataclasses.replace(config, jit_compile=jit, weight_average=average)
+        trainer.compile(optimizer=training.make_optimizer(run, steps), loss=losses.ctc_loss,
+                        jit_compile=jit)
         seconds = time_epochs(
             lambda: trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0), args.epochs)
         rows.append((f'trainer ({training.TRAINING_WINDOW}-frame windows, {precision}'

@@ -36,7 +36,8 @@ MONITORS = ('val_loss', 'val_mrr')
 
 KIND_DEFAULTS = {name: dict(KINDS[name].recipe) for name in TRAINING_KINDS}
 """Defaults of :class:`TrainingConfig` that depend on the kind: the recipes of the shipped
-models (:attr:`ctc_chroma_lib.kinds.Kind.recipe`, described at :data:`ctc_chroma_lib.kinds.CTC_RECIPE`)."""
+models (:attr:`ctc_chroma_lib.kinds.Kind.recipe`, described at
+:data:`ctc_chroma_lib.kinds.CTC_RECIPE`)."""
 
 
 @dataclass
@@ -383,6 +384,25 @@ def _set_determinism(seed, ops=True):
         tf_config.disable_op_determinism()
 
 
+def make_optimizer(config, steps_per_epoch):
+    """The recipe's optimizer: Adam on :func:`learning_rate_schedule`, with the recipe's
+    gradient clipping and moving average of the weights.
+
+    Args:
+        config (TrainingConfig): Run configuration
+        steps_per_epoch (int): Optimizer steps per epoch
+
+    Returns:
+        optimizer (keras.optimizers.Adam): A new optimizer
+    """
+    import keras
+
+    return keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch),
+                                 clipnorm=config.clipnorm or None,
+                                 use_ema=bool(config.weight_average),
+                                 ema_momentum=config.weight_average)
+
+
 def learning_rate_schedule(config, steps_per_epoch):
     """The learning rate of :class:`TrainingConfig`: constant, or warm-up and cosine decay.
 
@@ -644,10 +664,7 @@ def train(config: TrainingConfig, train_items, valid_items, out_dir, *, name=Non
 
     model = _initial_model(config, train_examples)
     trainer = windowed_model(model)
-    optimizer = keras.optimizers.Adam(learning_rate_schedule(config, train_steps),
-                                      clipnorm=config.clipnorm or None,
-                                      use_ema=bool(config.weight_average),
-                                      ema_momentum=config.weight_average)
+    optimizer = make_optimizer(config, train_steps)
     metrics = [ctc_loss_per_note_metric()] if config.kind == 'ctc' else []
     trainer.compile(optimizer=optimizer, loss=LOSSES[config.kind], metrics=metrics,
                     jit_compile=config.jit_compile)

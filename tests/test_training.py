@@ -510,6 +510,19 @@ def test_learning_rate_schedule_warms_up_then_decays():
     assert float(schedule(5)) == pytest.approx(1e-3) and float(schedule(40)) == pytest.approx(2e-3)
 
 
+def test_make_optimizer_is_the_recipes_adam():
+    config = training.TrainingConfig(kind='ctc', learning_rate=1e-3, warmup_epochs=1,
+                                     lr_decay='constant', clipnorm=5.0, weight_average=0.995)
+    optimizer = training.make_optimizer(config, steps_per_epoch=10)
+    assert optimizer.clipnorm == 5.0 and optimizer.use_ema and optimizer.ema_momentum == 0.995
+    assert float(optimizer.learning_rate) == 0  # the warm-up's first step
+    plain = training.make_optimizer(
+        training.TrainingConfig(kind='strong', learning_rate=2e-3, warmup_epochs=0,
+                                lr_decay='constant', clipnorm=0.0, weight_average=0.0), 10)
+    assert plain.clipnorm is None and not plain.use_ema
+    assert float(plain.learning_rate) == pytest.approx(2e-3)
+
+
 def test_loss_per_note_metric_divides_the_summed_loss_by_the_notes():
     import tensorflow as tf
     rng = np.random.default_rng(4)
