@@ -496,6 +496,8 @@ def format_cv_table(result: dict) -> str:
     """Paper-style table of :func:`evaluate_cv`: mean ± std over folds, published rows apart,
     then the Wilcoxon tests.
 
+    Notebook: 06_Retrieval.ipynb
+
     Args:
         result (dict): Output of :func:`evaluate_cv`
 
