@@ -67,5 +67,9 @@ def log_compress_db(db):
 N_FOLDS = 5
 """Cross-validation folds of the (teaching) Musical Theme Dataset, numbered 1 to 5."""
 
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+"""The project's checkout: the folder that holds ``ctc_chroma_lib``, ``data``, ``bench`` and
+``cache``."""
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / 'weights'
 """Folder of the shipped model weights, their configurations, logs and curves."""

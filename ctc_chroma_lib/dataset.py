@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
 from .audio import AUDIO_EXTENSIONS
-from .constants import N_FOLDS
+from .constants import N_FOLDS, PROJECT_DIR
 from .errors import CTCChromaError
 from .themes import (ThemeNote, check_monophonic, read_alignment_csv, read_semicolon_csv,
                      read_theme_csv)
 
-DEFAULT_DATASET = Path(__file__).resolve().parents[1] / 'data' / 'MTD-teaching'
+DEFAULT_DATASET = PROJECT_DIR / 'data' / 'MTD-teaching'
 REQUIRED_COLUMNS = ('MTDID', 'WorkID', 'ComposerID', 'StartTime', 'EndTime')
 METADATA_NAMES = ('MTD-teaching.csv', 'MTD.csv', '03_MTD-medium.csv', '02_MTD-small.csv',
                   '01_MTD-mini.csv')

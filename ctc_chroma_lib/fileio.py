@@ -10,6 +10,7 @@ import os
 import stat
 import tempfile
 
+from .constants import PROJECT_DIR
 from .errors import CTCChromaError
 
 try:  # POSIX
@@ -86,7 +87,7 @@ def cache_root():
     """
     from pathlib import Path
     env = os.environ.get(CACHE_ENV_VAR)
-    return Path(env) if env else Path(__file__).resolve().parents[1] / 'cache'
+    return Path(env) if env else PROJECT_DIR / 'cache'
 
 
 def read_regular_file(path) -> bytes:
