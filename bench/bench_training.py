@@ -11,7 +11,12 @@ determinism: Keras compiles with XLA only then), and with ``--jit --weight-avera
 (the optimizer also updates a moving average of the weights every step). The trainer's
 optimizer is the recipe's (``training.make_optimizer``: its learning-rate schedule and
 gradient clipping); the plain baseline uses Keras's default Adam.
-Throughput counts real frames (padding excluded); medians over the timed epochs.
+Throughput counts real frames (padding excluded); medians over the timed epochs. Every
+configuration trains in one ``fit`` call, as the trainer does, timed per epoch by the
+trainer's own clock (``training.epoch_timer``); the first epoch compiles and is not counted.
+Timing one ``fit`` call per epoch would also time the end of each call: with ``--jit``,
+TensorFlow then sometimes spends about 8 s releasing the ``tf.data`` pipeline, which made
+the rate of one configuration differ by 1.7x from one call to the next.
 
     .venv/bin/python bench/bench_training.py [--epochs 3]
 """
@@ -19,7 +24,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
@@ -73,13 +77,13 @@ def plain_batches(examples, crop=250, batch=8):
     return np.stack(xs), np.stack(ys), batch
 
 
-def time_epochs(fit_epoch, epochs):
-    times = []
-    for _ in range(epochs + 1):  # the first epoch compiles and is not counted
-        start = time.perf_counter()
-        fit_epoch()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+def time_epochs(model, data, epochs, frames_per_epoch, **fit_args):
+    """Median real frames per second of ``model.fit`` over ``epochs`` timed epochs of one
+    call (the first, which compiles, is not counted)."""
+    from ctc_chroma_lib import training
+    timer = training.epoch_timer(frames_per_epoch)
+    model.fit(*data, epochs=epochs + 1, verbose=0, callbacks=[timer], **fit_args)
+    return float(np.median(timer.rates[1:]))
 
 
 def main():
@@ -104,12 +108,11 @@ def main():
     plain = build_model()
     plain.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses.ctc_loss)
     plain_frames = int(y[:, 0].sum())
-    t_plain = time_epochs(lambda: plain.fit(x, y, batch_size=batch, epochs=1, verbose=0),
-                          args.epochs)
+    plain_rate = time_epochs(plain, (x, y), args.epochs, plain_frames, batch_size=batch)
 
     config = training.TrainingConfig()
     precision = training.resolve_precision(config.precision)
-    rows = [('plain Keras fit (8 x 250-frame crops)', plain_frames / t_plain)]
+    rows = [('plain Keras fit (8 x 250-frame crops)', plain_rate)]
     # the trainer's default, --jit (XLA), and --jit with a moving average of the weights
     for jit, average in ((False, 0.0), (True, 0.0), (True, 0.995)):
         training._set_determinism(0, ops=not jit)
@@ -118,12 +121,11 @@ def main():
         run = dataclasses.replace(config, jit_compile=jit, weight_average=average)
         trainer.compile(optimizer=training.make_optimizer(run, steps), loss=losses.ctc_loss,
                         jit_compile=jit)
-        seconds = time_epochs(
-            lambda: trainer.fit(data, steps_per_epoch=steps, epochs=1, verbose=0), args.epochs)
+        rate = time_epochs(trainer, (data,), args.epochs, real_frames, steps_per_epoch=steps)
         rows.append((f'trainer ({training.TRAINING_WINDOW}-frame windows, {precision}'
                      f'{", --jit" if jit else ""}'
                      f'{f", --weight-average {average}" if average else ""})',
-                     real_frames / seconds))
+                     rate))
 
     print(f'{"training": <72}{"frames/s":>10}')
     for name, rate in rows:
