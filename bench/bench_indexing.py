@@ -1,9 +1,12 @@
-"""Indexing throughput: ``ctc-chroma index`` with one and with two local worker processes.
+"""Indexing throughput: ``ctc-chroma index`` one recording at a time, on threads, and with
+two local worker processes.
 
 The first ``--items`` recordings of the teaching set (all folds) are indexed from audio (kind
-``ctc``: decoding, HCQT, network, blank removal; no caches) into a fresh index, once in
-this process (``--workers 1``) and once with two worker processes (``--workers 2``),
-``--repeats`` times each; medians of the wall times. The indexes must hold the same
+``ctc``: decoding, HCQT, network, blank removal; no caches) into a fresh index: in this
+process one recording at a time, in this process with a few recordings at once on threads
+(the default of ``--workers 1``, :mod:`ctc_chroma_lib.threads`), and with two worker
+processes (``--workers 2``), ``--repeats`` times each; medians of the wall times. The
+threads must give the same bits as one recording at a time; the worker processes the same
 recordings and the same chroma up to float32 rounding (a worker runs TensorFlow and BLAS on
 its share of the cores, which can change the order of sums).
 
@@ -49,28 +52,41 @@ def main():
     seconds = sum(audio_duration(p) for p in audio.iterdir())
     print(f'{len(items) * args.copies} recordings, {seconds / 60:.1f} min of audio, {os.cpu_count()} CPU cores, '
           f'median of {args.repeats}', flush=True)
-    times, manifests = {}, {}
-    for workers in (1, 2):
+    from ctc_chroma_lib import threads
+    from ctc_chroma_lib.chroma import compute_chroma
+    # warm up (model, compiled functions) beforehand: every configuration in this process reuses them
+    compute_chroma(items[0].audio_path, 'ctc', cache=False)
+    default_threads = threads.feature_threads
+    configurations = (('one at a time', 1, 1), (f'threads ({default_threads()})', None, 1),
+                      ('--workers 2', None, 2))
+    times, chroma = {}, {}
+    for name, n_threads, workers in configurations:
+        threads.feature_threads = default_threads if n_threads is None else lambda: n_threads
         runs = []
         for _ in range(args.repeats):
-            index = work / f'index{workers}'
+            index = work / 'index'
             shutil.rmtree(index, ignore_errors=True)
             started = time.perf_counter()
             build_index(audio, index, model='ctc', progress=False, workers=workers)
             runs.append(time.perf_counter() - started)
-        times[workers] = float(np.median(runs))
-        manifest = read_manifest(index)
-        manifests[workers] = {rel: np.load(index / 'features' / e['npz'])['chroma']
-                              for rel, e in manifest['files'].items()}
-        print(f'--workers {workers}: {times[workers]:6.1f} s  ({seconds / times[workers]:5.1f}x '
-              f'real time)', flush=True)
-    same = manifests[1].keys() == manifests[2].keys()
-    identical = same and all(np.array_equal(a, manifests[2][rel]) for rel, a in manifests[1].items())
-    largest = max((float(np.abs(a - manifests[2][rel]).max()) for rel, a in manifests[1].items()
-                   if a.shape == manifests[2][rel].shape), default=float('nan')) if same else None
-    print(f'speed-up of 2 workers: {times[1] / times[2]:.2f}x; same recordings: {same}; '
-          f'bit-identical chroma: {identical}; largest difference: {largest:.1e}')
-    print(json.dumps({'items': len(items), 'copies': args.copies, 'audio_s': seconds, 'seconds': times}))
+        times[name] = float(np.median(runs))
+        chroma[name] = {rel: np.load(index / 'features' / e['npz'])['chroma']
+                        for rel, e in read_manifest(index)['files'].items()}
+        print(f'{name:<15} {times[name]:6.1f} s  ({seconds / times[name]:5.1f}x real time, '
+              f'{times["one at a time"] / times[name]:.2f}x one at a time)', flush=True)
+    threads.feature_threads = default_threads
+    one = chroma['one at a time']
+    for name, _, _ in configurations[1:]:
+        same = chroma[name].keys() == one.keys()
+        identical = same and all(np.array_equal(a, chroma[name][rel]) for rel, a in one.items())
+        largest = max(float(np.abs(a - chroma[name][rel]).max()) for rel, a in one.items()) \
+            if same else float('nan')
+        print(f'{name}: same recordings: {same}; bit-identical chroma: {identical}; largest '
+              f'difference: {largest:.1e}')
+    names = [name for name, _, _ in configurations]
+    print(f'speed-up of 2 workers over the threads: {times[names[1]] / times[names[2]]:.2f}x')
+    print(json.dumps({'items': len(items), 'copies': args.copies, 'audio_s': seconds,
+                      'seconds': times}))
     shutil.rmtree(work)
 
 

@@ -185,8 +185,8 @@ def _compute_chroma_uncached(audio_path, kind, cache):
     # BLAS on one thread: the bits of some products (librosa's chroma filter bank) depend on
     # how many threads share them, and a recording's features must not depend on where they
     # were computed (a Dask worker runs one thread, this process as many as the cores).
-    from threadpoolctl import threadpool_limits
-    with threadpool_limits(limits=1, user_api='blas'):
+    from .threads import one_blas_thread
+    with one_blas_thread():
         return _compute_chroma_unlimited(audio_path, kind, cache)
 
 

@@ -129,14 +129,18 @@ def compute_database(items, kind, *, feature_fn=None, progress=True) -> Dict[str
     Returns:
         database (dict): str(audio_path) -> chromagram (12 x M)
     """
+    from .threads import map_in_order
+    threads = None  # compute_chroma is safe on threads (a few recordings at once)
     if feature_fn is None:
         from .chroma import compute_chroma
         feature_fn = compute_chroma
+    else:
+        threads = 1  # a given feature_fn may not be
     paths = sorted({str(item.audio_path) for item in items})
-    database = {}
-    for path in _progress(paths, f'features {kind}', enabled=progress):
-        database[path] = np.asarray(feature_fn(path, kind)[0], dtype=np.float32)
-    return database
+    features = map_in_order(lambda path: feature_fn(path, kind)[0], paths, threads)
+    return {path: np.asarray(chromagram, dtype=np.float32)
+            for path, chromagram in zip(paths, _progress(features, f'features {kind}',
+                                                         enabled=progress, total=len(paths)))}
 
 
 def evaluate_kind(items, database, *, tempo=DEFAULT_TEMPO, factors=DEFAULT_TEMPO_FACTORS,

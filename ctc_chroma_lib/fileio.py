@@ -9,6 +9,7 @@ import hashlib
 import os
 import stat
 import tempfile
+import threading
 
 from .constants import PROJECT_DIR
 from .errors import CTCChromaError
@@ -22,6 +23,21 @@ except ImportError:  # pragma: no cover - Windows
 
 def _reason(error: OSError) -> str:
     return error.strerror or str(error)
+
+
+def _umask() -> int:
+    """The process's umask. Reading it means setting it, so this happens once, under a lock:
+    threads writing files at the same moment must never see the temporary 0."""
+    global _UMASK
+    with _UMASK_LOCK:
+        if _UMASK is None:
+            _UMASK = os.umask(0)
+            os.umask(_UMASK)
+        return _UMASK
+
+
+_UMASK = None
+_UMASK_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -43,9 +59,7 @@ def atomic_path(path):
         raise CTCChromaError(f'{path}: cannot write ({_reason(e)})') from None
     os.close(fd)
     # mkstemp creates the file readable by its owner only; give it the usual permissions.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
         os.replace(tmp, path)

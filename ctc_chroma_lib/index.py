@@ -519,7 +519,8 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         from_features (bool): ``audio_dir`` holds feature files of ``ctc-chroma chroma``
             computed elsewhere (:func:`read_feature_file`), not audio (Default value = False)
         workers (int): Local worker processes computing the features (Default value = 1:
-            in this process)
+            in this process, a few recordings at once on threads when ``feature_fn`` is the
+            default, see :mod:`ctc_chroma_lib.threads`)
         dask (str): Address of a dask.distributed scheduler whose workers compute the
             features (Default value = None); this process writes the index either way
 
@@ -541,6 +542,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
     if parallel and (from_features or feature_fn is not None):
         raise CTCChromaError('workers compute features from audio with compute_chroma; '
                              'feature files and a custom feature_fn are read in this process')
+    in_process = _serial
     if from_features:
         def feature_fn(path, kind):
             return read_feature_file(path, kind, params)
@@ -550,6 +552,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         if feature_fn is None:
             def feature_fn(path, kind):
                 return chroma.compute_chroma(path, kind, cache=False)
+            in_process = _in_threads  # compute_chroma is safe on threads; a feature_fn may not be
         files, check = find_audio_files(audio_dir), lambda path, kind: check_audio_duration(path)
         looked_for = f'audio files ({", ".join(AUDIO_EXTENSIONS)})'
     if not files and not allow_empty:
@@ -557,7 +560,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
                              f'--allow-empty to accept an empty index')
     # connect to a cluster before the index is touched: an unreachable one changes nothing
     runner = DaskRunner(dask) if dask is not None else (
-        process_pool_runner(workers) if workers > 1 else _serial)
+        process_pool_runner(workers) if workers > 1 else in_process)
     created = False
     try:
         created = _create_index_dir(index_dir)
@@ -612,8 +615,8 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
         from tqdm import tqdm
         bar = tqdm(total=len(todo), desc=f'indexing ({kind})', file=sys.stderr, leave=False)
     last_write, done = time.monotonic(), 0
+    results = runner(todo, kind, feature_fn, params)
     try:
-        results = runner(todo, kind, feature_fn, params)
         while True:
             try:
                 (rel, path, stat, digest, _), features = next(results)
@@ -633,6 +636,7 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
                 _write_manifest(index_dir, manifest)
                 last_write = time.monotonic()
     finally:
+        results.close()  # stop computing: nothing more is stored after an error or interrupt
         # also on errors and interrupts: the manifest lists exactly the completed files
         if bar is not None:
             bar.close()
@@ -655,6 +659,13 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
 def _serial(todo, kind, feature_fn, params):
     for task in todo:
         yield task, feature_fn(task[1], kind)
+
+
+def _in_threads(todo, kind, feature_fn, params):
+    """Like :func:`_serial`, with a few recordings computed at once on threads of this
+    process (:func:`ctc_chroma_lib.threads.map_in_order`: same order, same bits)."""
+    from .threads import map_in_order
+    yield from zip(todo, map_in_order(lambda task: feature_fn(task[1], kind), todo))
 
 
 def remote_features(path, kind):

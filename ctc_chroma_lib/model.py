@@ -36,6 +36,7 @@ The salience has a limited receptive field in time: five 3-frame convolutions se
 :data:`CONTEXT_FRAMES` = 5 frames on each side, which lets :func:`predict_probs` cut
 long inputs into overlapping chunks with results identical to one unchunked run.
 """
+import threading
 import warnings
 from pathlib import Path
 
@@ -70,6 +71,7 @@ DEFAULT_CHUNK_FRAMES = 1500
 """Output frames per forward pass in :func:`predict_probs` (one minute at 25 Hz)."""
 
 _MODEL_CACHE = {}
+_MODEL_LOCK = threading.RLock()  # threads computing features load and compile a model once
 
 
 def chroma_pooling_matrix(n_bins=HCQT.n_bins, bins_per_octave=HCQT.bins_per_octave):
@@ -157,11 +159,13 @@ def _forward_fn(model):
     """A compiled forward pass for any (batch, T) shape, kept with the model."""
     tf = import_tensorflow()
 
-    fn = getattr(model, '_ctc_forward', None)
-    if fn is None:
-        spec = tf.TensorSpec(shape=(None, None) + tuple(model.input_shape[2:]), dtype=tf.float32)
-        fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-        model._ctc_forward = fn
+    with _MODEL_LOCK:
+        fn = getattr(model, '_ctc_forward', None)
+        if fn is None:
+            spec = tf.TensorSpec(shape=(None, None) + tuple(model.input_shape[2:]),
+                                 dtype=tf.float32)
+            fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+            model._ctc_forward = fn
     return fn
 
 
@@ -297,6 +301,11 @@ def load_model(spec='teaching'):
         CTCChromaError: Unknown model, weights not trained yet (says how to train them), or
             an incompatible or corrupt file
     """
+    with _MODEL_LOCK:
+        return _load_model_once(spec)
+
+
+def _load_model_once(spec):
     kind = _model_kind(spec)
     if kind is not None and kind.family == 'published':
         key = kind.name

@@ -71,6 +71,7 @@ def run(args):
     from .. import chroma as chroma_lib
     from ..audio import check_audio_duration
     from ..fileio import atomic_path
+    from ..threads import map_in_order
 
     paths = [Path(p) for p in args.audio]
     stems = {}
@@ -92,7 +93,7 @@ def run(args):
         model = load_model(spec)
     provenance = chroma_lib.feature_file_provenance(kind)
 
-    for path in tqdm(list(dict.fromkeys(paths)), desc='chroma', unit='file'):
+    def compute(path):
         arrays = {}
         if args.features:
             chroma, times = chroma_lib.compute_chroma(path, args.features, cache=not args.no_cache)
@@ -103,6 +104,15 @@ def run(args):
         arrays['chroma'] = np.asarray(chroma, dtype=np.float32)
         arrays['times'] = np.asarray(times)
         arrays.update(provenance)
-        with atomic_path(out_dir / f'{path.stem}.npz') as tmp:
-            np.savez(tmp, **arrays)
+        return arrays
+
+    paths = list(dict.fromkeys(paths))
+    # a few files at once on threads (same bits); each is written as soon as it is its turn
+    results = map_in_order(compute, paths)
+    try:
+        for path, arrays in zip(paths, tqdm(results, total=len(paths), desc='chroma', unit='file')):
+            with atomic_path(out_dir / f'{path.stem}.npz') as tmp:
+                np.savez(tmp, **arrays)
+    finally:
+        results.close()
     return 0

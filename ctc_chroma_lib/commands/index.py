@@ -37,7 +37,8 @@ def add_parser(subparsers):
                              'e.g. computed on another machine) instead of audio; their kind '
                              'and weights must be those of --model')
     parser.add_argument('--workers', type=int, default=1, metavar='N',
-                        help='compute the features in N local processes (default 1)')
+                        help='compute the features in N local processes (default 1: in this '
+                             'process, a few recordings at once on threads)')
     parser.add_argument('--dask', metavar='ADDRESS',
                         help='compute the features on the workers of a dask.distributed '
                              'scheduler (e.g. tcp://10.0.0.5:8786); this process writes the index')

@@ -1,0 +1,106 @@
+"""Computing the features of many recordings on threads of this process.
+
+A learned chroma has two stages of about equal cost: decoding and the HCQT, which run on
+one core, and the network, which TensorFlow spreads over all cores. One recording after the
+other leaves a core idle half of the time (about 1.4 of 2 cores busy). :func:`map_in_order`
+computes a few recordings at once on threads, so the HCQT of one overlaps the network of
+another (both release the GIL); the results come back in input order and are bit-identical
+to one recording at a time (``bench/bench_indexing.py``, ``tests/test_threads.py``).
+
+BLAS runs on one thread while features are computed (:func:`one_blas_thread`): the bits of
+some products (librosa's chroma filter bank) depend on how many threads share them, and a
+recording's features must not depend on where or beside what they were computed. The limit
+is set by the thread that calls :func:`map_in_order`, before its threads start: OpenBLAS
+may ignore a limit that another thread than the one that set the last one asks for.
+"""
+import contextlib
+import os
+import threading
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+MAX_FEATURE_THREADS = 4
+"""At most this many recordings are computed (and held in memory) at once."""
+
+
+def feature_threads() -> int:
+    """Recordings computed at once by default: one per core and one more, at most
+    :data:`MAX_FEATURE_THREADS` (each holds its audio and HCQT in memory: about 0.5 GB for
+    an hour of audio)."""
+    return min((os.cpu_count() or 1) + 1, MAX_FEATURE_THREADS)
+
+
+def map_in_order(fn, items, threads=None):
+    """``fn(item)`` for every item, computed on up to ``threads`` threads, yielded in order.
+
+    At most ``threads`` items are in progress or done but not yet taken. An error of
+    ``fn(item)`` is raised when that item's turn comes, after the results of the items before
+    it; then, or when the caller stops early, items not started are dropped and the ones
+    running are waited for (no thread outlives the generator). BLAS stays on one thread
+    from the first result asked for until the generator ends (:func:`one_blas_thread`).
+
+    Args:
+        fn (callable): Function of one item; must be safe to call from several threads
+        items (iterable): Inputs
+        threads (int): Threads (Default value = None: :func:`feature_threads`); 1 computes
+            every item in the calling thread
+
+    Yields:
+        result: ``fn(item)``, in the order of ``items``
+    """
+    threads = feature_threads() if threads is None else int(threads)
+    if threads <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    with one_blas_thread():  # first in, last out: threads entering it later change nothing
+        yield from _map_on_threads(fn, iter(items), threads)
+
+
+def _map_on_threads(fn, items, threads):
+    pending = deque()
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix='ctc-chroma-features')
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) == threads:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in items:  # keep ``threads`` items in progress
+                pending.append(pool.submit(fn, item))
+                break
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
+
+
+_BLAS_LOCK = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """BLAS on one thread while the block runs, also when several threads enter it at once.
+
+    ``threadpoolctl.threadpool_limits`` sets a process-wide limit and restores the previous
+    one on exit; entered by overlapping threads, the first to leave would lift the limit
+    under the others. Here the first thread to enter sets it, and the last to leave
+    restores it (:func:`map_in_order` enters first and leaves last)."""
+    global _blas_users, _blas_limiter
+    with _BLAS_LOCK:
+        if _blas_users == 0:
+            from threadpoolctl import threadpool_limits
+            _blas_limiter = threadpool_limits(limits=1, user_api='blas')
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _BLAS_LOCK:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
