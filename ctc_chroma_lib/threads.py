@@ -10,8 +10,9 @@ to one recording at a time (``bench/bench_indexing.py``, ``tests/test_threads.py
 BLAS runs on one thread while features are computed (:func:`one_blas_thread`): the bits of
 some products (librosa's chroma filter bank) depend on how many threads share them, and a
 recording's features must not depend on where or beside what they were computed. The limit
-is set by the thread that calls :func:`map_in_order`, before its threads start: OpenBLAS
-may ignore a limit that another thread than the one that set the last one asks for.
+is set by the thread that calls :func:`map_in_order`, before its threads start: once the
+main thread had set a limit, OpenBLAS ignored one asked for from another thread (NumPy's
+OpenBLAS through threadpoolctl 3.8; ``tests/test_threads.py`` checks what the threads get).
 """
 import contextlib
 import os
