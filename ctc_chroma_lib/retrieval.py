@@ -19,10 +19,7 @@ A recording's score is the minimum of its matching function; recordings are rank
 ascending score (:func:`rank_documents`). Queries may be tried in 12 cyclic shifts
 (transposition invariance) and at several tempo factors (multi-tempo); the best one wins.
 """
-import itertools
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, asdict
 
 import numpy as np
@@ -30,6 +27,7 @@ from numba import njit
 
 from .constants import FEATURE_RATE
 from .errors import CTCChromaError
+from .threads import parallel_map
 
 STEP_SIZES = {1: ((1, 0), (0, 1), (1, 1)), 2: ((2, 1), (1, 2), (1, 1))}
 """Step sizes (query frames, database frames) for the two ``stepsize`` settings."""
@@ -37,53 +35,6 @@ STEP_SIZES = {1: ((1, 0), (0, 1), (1, 1)), 2: ((2, 1), (1, 2), (1, 1))}
 _BLOCK = 512
 """Database columns per block: the block of ``Y`` (12 x 512 float32) and three rows of the
 accumulated cost stay in the L1/L2 cache while all N query rows are swept over it."""
-
-
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def _parallel_map(fn, items, n_jobs):
-    """``[fn(item) for item in items]`` on up to ``n_jobs`` threads (``fn`` releases the GIL).
-
-    The calling thread works too, beside threads of a pool kept for the whole process:
-    starting new threads per call (and waiting until the scheduler spreads them over the
-    cores) can take longer than a 150 x 200 000 matching itself (about 5 ms). Workers pull
-    the next item from a shared counter, so uneven items balance out; after an error, no new
-    item is started and the error is raised in the caller.
-    """
-    global _POOL
-    items = list(items)
-    n_jobs = min(n_jobs, len(items))
-    if n_jobs <= 1:
-        return [fn(item) for item in items]
-    with _POOL_LOCK:
-        if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
-                                       thread_name_prefix='ctc-chroma-matching')
-    results = [None] * len(items)
-    counter = itertools.count()  # next() on it is atomic
-    failed = threading.Event()
-
-    def work():
-        while not failed.is_set():
-            i = next(counter)
-            if i >= len(items):
-                return
-            try:
-                results[i] = fn(items[i])
-            except BaseException:
-                failed.set()
-                raise
-
-    helpers = [_POOL.submit(work) for _ in range(n_jobs - 1)]
-    try:
-        work()
-    finally:
-        wait(helpers)  # the caller's own error, if any, propagates from here
-    for helper in helpers:
-        helper.result()  # raises a helper's error
-    return results
 
 
 def _check_pair(X, Y):
@@ -269,7 +220,7 @@ def compute_matching_function(X, Y, stepsize=2, n_jobs=None):
         _matching_21(X, Y, onehot, 0, M, out)
         return out
     bounds = np.linspace(0, M, chunks + 1).astype(int)
-    _parallel_map(lambda ab: _matching_21(X, Y, onehot, ab[0], ab[1], out[ab[0]:ab[1]]),
+    parallel_map(lambda ab: _matching_21(X, Y, onehot, ab[0], ab[1], out[ab[0]:ab[1]]),
                   zip(bounds[:-1], bounds[1:]), chunks)
     return out
 
@@ -501,7 +452,7 @@ def _score_documents(queries, documents, stepsize, transposition_invariant, n_jo
             start = int(match_path(X, Y, end, stepsize, cost=cost)[0, 1])
         return name, cost, start, end, shift, factor
 
-    return _parallel_map(one, docs, n_jobs or os.cpu_count() or 1)
+    return parallel_map(one, docs, n_jobs or os.cpu_count() or 1)
 
 
 def rank_documents(queries, documents, stepsize=2, transposition_invariant=False,

@@ -25,8 +25,9 @@ import numpy as np
 from .constants import FEATURE_RATE
 from .errors import CTCChromaError
 from .normalization import normalize_columns
-from .retrieval import (_as_query_list, _parallel_map, compute_matching_function,
+from .retrieval import (_as_query_list, compute_matching_function,
                         document_costs, rank_documents)
+from .threads import parallel_map
 
 COARSE_FACTOR = 4
 """Frames averaged into one frame of the coarse stage (25 Hz -> 6.25 Hz)."""
@@ -97,7 +98,7 @@ def coarse_costs(queries, coarse, starts, lengths, *, transposition_invariant=Fa
                 if value < best[d]:
                     best[d] = value
 
-    _parallel_map(chunk, ranges, n_jobs)
+    parallel_map(chunk, ranges, n_jobs)
     return best
 
 class DocumentList:

@@ -1,4 +1,8 @@
-"""Computing the features of many recordings on threads of this process.
+"""Work on threads of this process: short items on all cores, and the features of many
+recordings a few at a time.
+
+:func:`parallel_map` runs short items (the column ranges of one matching, the recordings of
+a search) on threads of a pool kept for the whole process.
 
 A learned chroma has two stages of about equal cost: decoding and the HCQT, which run on
 one core, and the network, which TensorFlow spreads over all cores. One recording after the
@@ -15,10 +19,11 @@ main thread had set a limit, OpenBLAS ignored one asked for from another thread 
 OpenBLAS through threadpoolctl 3.8; ``tests/test_threads.py`` checks what the threads get).
 """
 import contextlib
+import itertools
 import os
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 MAX_FEATURE_THREADS = 4
 """At most this many recordings are computed (and held in memory) at once."""
@@ -76,6 +81,54 @@ def _map_on_threads(fn, items, threads):
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True)
+
+
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def parallel_map(fn, items, n_jobs):
+    """``[fn(item) for item in items]`` on up to ``n_jobs`` threads (``fn`` releases the GIL),
+    for many short items, such as the column ranges of a matching.
+
+    The calling thread works too, beside threads of a pool kept for the whole process:
+    starting new threads per call (and waiting until the scheduler spreads them over the
+    cores) can take longer than a 150 x 200 000 matching itself (about 5 ms). Workers pull
+    the next item from a shared counter, so uneven items balance out; after an error, no new
+    item is started and the error is raised in the caller.
+    """
+    global _POOL
+    items = list(items)
+    n_jobs = min(n_jobs, len(items))
+    if n_jobs <= 1:
+        return [fn(item) for item in items]
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 1,
+                                       thread_name_prefix='ctc-chroma-matching')
+    results = [None] * len(items)
+    counter = itertools.count()  # next() on it is atomic
+    failed = threading.Event()
+
+    def work():
+        while not failed.is_set():
+            i = next(counter)
+            if i >= len(items):
+                return
+            try:
+                results[i] = fn(items[i])
+            except BaseException:
+                failed.set()
+                raise
+
+    helpers = [_POOL.submit(work) for _ in range(n_jobs - 1)]
+    try:
+        work()
+    finally:
+        wait(helpers)  # the caller's own error, if any, propagates from here
+    for helper in helpers:
+        helper.result()  # raises a helper's error
+    return results
 
 
 _BLAS_LOCK = threading.Lock()

@@ -84,22 +84,6 @@ def test_matching_from_several_caller_threads_at_once_is_correct():
         np.testing.assert_array_equal(got, want)
 
 
-def test_parallel_map_keeps_order_and_raises_a_workers_error():
-    from ctc_chroma_lib.retrieval import _parallel_map
-    assert _parallel_map(lambda x: x * x, range(50), 3) == [x * x for x in range(50)]
-    started = []
-
-    def fail_on_seven(x):
-        started.append(x)
-        if x == 7:
-            raise ValueError('seven')
-        return x
-
-    with pytest.raises(ValueError, match='seven'):
-        _parallel_map(fail_on_seven, range(10_000), 2)
-    assert len(started) < 10_000  # no new item starts after the error
-
-
 def test_matching_function_works_for_other_feature_dimensions():
     rng = np.random.default_rng(9)
     X, Y = unit_columns(rng, 5, 10), unit_columns(rng, 5, 300)

@@ -6,7 +6,22 @@ import numpy as np
 import pytest
 
 from ctc_chroma_lib import threads
-from ctc_chroma_lib.threads import map_in_order, one_blas_thread
+from ctc_chroma_lib.threads import map_in_order, one_blas_thread, parallel_map
+
+
+def test_parallel_map_keeps_order_and_raises_a_workers_error():
+    assert parallel_map(lambda x: x * x, range(50), 3) == [x * x for x in range(50)]
+    started = []
+
+    def fail_on_seven(x):
+        started.append(x)
+        if x == 7:
+            raise ValueError('seven')
+        return x
+
+    with pytest.raises(ValueError, match='seven'):
+        parallel_map(fail_on_seven, range(10_000), 2)
+    assert len(started) < 10_000  # no new item starts after the error
 
 
 def feature_threads_alive():
