@@ -30,6 +30,7 @@ from .audio import check_audio_file, load_audio
 from .constants import HCQT, log_compress_db
 from .errors import CTCChromaError
 from .fileio import CACHE_ENV_VAR, atomic_path, cache_root  # noqa: F401 (CACHE_ENV_VAR)
+from .threads import check_cancelled
 
 CACHE_FORMAT_VERSION = 1
 """Bump when the cached HCQT files change meaning (invalidates every cache entry)."""
@@ -388,6 +389,7 @@ def hcqt_magnitude(y, params=HCQT):
     signals = _decimated_signals(y, [(bank[0], bank[1]) for bank in banks])
     responses = []
     for chain, level, n_fft, matrix, harmonic_rows, bin_rows in banks:
+        check_cancelled()  # a computation no longer wanted ends here (threads.map_in_order)
         response = _stft_response(signals[(chain, level)], params.hop_length // 2 ** level,
                                   n_fft, matrix)
         responses.append((response, harmonic_rows, bin_rows))

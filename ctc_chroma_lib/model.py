@@ -47,6 +47,7 @@ from .ctc import import_tensorflow
 from .errors import CTCChromaError
 from .kinds import PUBLISHED_PREFIX, WEIGHTS_SUFFIX, resolve
 from .normalization import normalize_columns
+from .threads import check_cancelled
 
 # TensorFlow is imported inside the functions that need it (through import_tensorflow,
 # which keeps its native start-up lines off stderr): importing it takes seconds, which
@@ -196,6 +197,7 @@ def predict_probs(model, hcqt, *, chunk_frames=DEFAULT_CHUNK_FRAMES):
     forward = _forward_fn(model)
     probs = np.empty((n_frames, NUM_CLASSES), dtype=np.float32)
     for start in range(0, n_frames, chunk_frames):
+        check_cancelled()  # a computation no longer wanted ends here (threads.map_in_order)
         end = min(start + chunk_frames, n_frames)
         lo = max(start - CONTEXT_FRAMES, 0)
         hi = min(end + CONTEXT_FRAMES, n_frames)

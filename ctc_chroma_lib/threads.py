@@ -42,7 +42,8 @@ def map_in_order(fn, items, threads=None):
     At most ``threads`` items are in progress or done but not yet taken. An error of
     ``fn(item)`` is raised when that item's turn comes, after the results of the items before
     it; then, or when the caller stops early, items not started are dropped and the ones
-    running are waited for (no thread outlives the generator). BLAS stays on one thread
+    running are stopped at their next :func:`check_cancelled` and waited for (no thread
+    outlives the generator). BLAS stays on one thread
     from the first result asked for until the generator ends (:func:`one_blas_thread`).
 
     Args:
@@ -63,21 +64,51 @@ def map_in_order(fn, items, threads=None):
         yield from _map_on_threads(fn, iter(items), threads)
 
 
+class Cancelled(BaseException):
+    """Raised by :func:`check_cancelled` in a computation whose result is no longer wanted
+    (a BaseException, so that no ``except Exception`` on the way keeps it going)."""
+
+
+_local = threading.local()
+
+
+def check_cancelled():
+    """Raise :class:`Cancelled` if this thread computes an item of a :func:`map_in_order`
+    that has stopped (an error, an interrupt, or a caller that stopped early).
+
+    Long computations call it between their steps (the network's chunks, the HCQT's filter
+    banks), so that a Ctrl-C does not wait for whole recordings to finish; elsewhere it does
+    nothing."""
+    stop = getattr(_local, 'stop', None)
+    if stop is not None and stop.is_set():
+        raise Cancelled()
+
+
+def _run(fn, item, stop):
+    _local.stop = stop
+    try:
+        return fn(item)
+    finally:
+        _local.stop = None
+
+
 def _map_on_threads(fn, items, threads):
     pending = deque()
+    stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix='ctc-chroma-features')
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            pending.append(pool.submit(_run, fn, item, stop))
             if len(pending) == threads:
                 break
         while pending:
             result = pending.popleft().result()
             for item in items:  # keep ``threads`` items in progress
-                pending.append(pool.submit(fn, item))
+                pending.append(pool.submit(_run, fn, item, stop))
                 break
             yield result
     finally:
+        stop.set()  # the items still running end at their next check_cancelled()
         for future in pending:
             future.cancel()
         pool.shutdown(wait=True)

@@ -84,6 +84,59 @@ def test_stopping_early_starts_nothing_more_and_leaves_no_thread():
     assert not feature_threads_alive()
 
 
+def test_stopping_ends_running_items_at_their_next_check_instead_of_waiting_for_them():
+    """A Ctrl-C while long recordings are computed: the running ones stop at their next
+    check (the network's chunks, the HCQT's filter banks), not when they are done."""
+    from ctc_chroma_lib.threads import Cancelled, check_cancelled
+    ended = []
+
+    def long_computation(item):
+        if item == 0:
+            return item
+        try:
+            for _ in range(1000):  # 10 s unless stopped
+                time.sleep(0.01)
+                check_cancelled()
+        except Cancelled:
+            ended.append(item)
+            raise
+        return item
+
+    results = map_in_order(long_computation, range(10), 3)
+    assert next(results) == 0
+    time.sleep(0.05)  # items 1-3 are running
+    started = time.perf_counter()
+    results.close()
+    assert time.perf_counter() - started < 2.0
+    assert sorted(ended) == [1, 2, 3]
+    assert not feature_threads_alive()
+    check_cancelled()  # outside a map: nothing happens
+
+
+def test_learned_chroma_stops_between_chunks_when_cancelled(monkeypatch):
+    """The checks are where the time goes: in the HCQT's filter banks and the network's
+    chunks of a real computation."""
+    import threading as threading_module
+    from ctc_chroma_lib import threads as threads_module
+    from ctc_chroma_lib.chroma import learned_chroma
+    from ctc_chroma_lib.threads import Cancelled
+    stop = threading_module.Event()
+    stop.set()
+    y = np.zeros(22050 * 3, dtype=np.float32)
+    monkeypatch.setattr(threads_module._local, 'stop', stop, raising=False)
+    with pytest.raises(Cancelled):
+        learned_chroma(y)
+    from ctc_chroma_lib.features import hcqt
+    from ctc_chroma_lib.model import load_model, predict_probs
+    with pytest.raises(Cancelled):
+        hcqt(y)
+    monkeypatch.setattr(threads_module._local, 'stop', None)
+    features, _ = hcqt(y)
+    monkeypatch.setattr(threads_module._local, 'stop', stop)
+    with pytest.raises(Cancelled):
+        predict_probs(load_model('teaching'), features)
+
+
 def test_a_slow_consumer_holds_at_most_threads_results():
     fn = Tracker()
     results = map_in_order(fn, range(50), 2)
