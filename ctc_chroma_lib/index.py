@@ -542,7 +542,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
     if parallel and (from_features or feature_fn is not None):
         raise CTCChromaError('workers compute features from audio with compute_chroma; '
                              'feature files and a custom feature_fn are read in this process')
-    in_process = _serial
+    threads = 1  # feature files and a given feature_fn: one at a time
     if from_features:
         def feature_fn(path, kind):
             return read_feature_file(path, kind, params)
@@ -552,7 +552,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
         if feature_fn is None:
             def feature_fn(path, kind):
                 return chroma.compute_chroma(path, kind, cache=False)
-            in_process = _in_threads  # compute_chroma is safe on threads; a feature_fn may not be
+            threads = None  # compute_chroma is safe on threads: a few recordings at once
         files, check = find_audio_files(audio_dir), lambda path, kind: check_audio_duration(path)
         looked_for = f'audio files ({", ".join(AUDIO_EXTENSIONS)})'
     if not files and not allow_empty:
@@ -560,7 +560,7 @@ def build_index(audio_dir, index_dir, model='ctc', feature_fn: Optional[Callable
                              f'--allow-empty to accept an empty index')
     # connect to a cluster before the index is touched: an unreachable one changes nothing
     runner = DaskRunner(dask) if dask is not None else (
-        process_pool_runner(workers) if workers > 1 else in_process)
+        process_pool_runner(workers) if workers > 1 else in_process_runner(threads))
     created = False
     try:
         created = _create_index_dir(index_dir)
@@ -656,16 +656,14 @@ def _update_index(audio_dir, index_dir, kind, params, files, feature_fn, check, 
 
 # computing the features: serially, in local processes, or on a Dask cluster
 
-def _serial(todo, kind, feature_fn, params):
-    for task in todo:
-        yield task, feature_fn(task[1], kind)
-
-
-def _in_threads(todo, kind, feature_fn, params):
-    """Like :func:`_serial`, with a few recordings computed at once on threads of this
-    process (:func:`ctc_chroma_lib.threads.map_in_order`: same order, same bits)."""
-    from .threads import map_in_order
-    yield from zip(todo, map_in_order(lambda task: feature_fn(task[1], kind), todo))
+def in_process_runner(threads):
+    """A runner that computes the features in this process, ``threads`` recordings at once
+    (:func:`ctc_chroma_lib.threads.map_in_order`: same order, same bits; None = its default,
+    1 = one at a time in this thread)."""
+    def run(todo, kind, feature_fn, params):
+        from .threads import map_in_order
+        yield from zip(todo, map_in_order(lambda task: feature_fn(task[1], kind), todo, threads))
+    return run
 
 
 def remote_features(path, kind):

@@ -1,4 +1,5 @@
 """Features of many recordings on threads: order, errors, early stops, BLAS limit, same bits."""
+import shutil
 import threading
 import time
 
@@ -116,23 +117,21 @@ def test_stopping_ends_running_items_at_their_next_check_instead_of_waiting_for_
 def test_learned_chroma_stops_between_chunks_when_cancelled(monkeypatch):
     """The checks are where the time goes: in the HCQT's filter banks and the network's
     chunks of a real computation."""
-    import threading as threading_module
-    from ctc_chroma_lib import threads as threads_module
     from ctc_chroma_lib.chroma import learned_chroma
     from ctc_chroma_lib.threads import Cancelled
-    stop = threading_module.Event()
+    stop = threading.Event()
     stop.set()
     y = np.zeros(22050 * 3, dtype=np.float32)
-    monkeypatch.setattr(threads_module._local, 'stop', stop, raising=False)
+    monkeypatch.setattr(threads._local, 'stop', stop, raising=False)
     with pytest.raises(Cancelled):
         learned_chroma(y)
     from ctc_chroma_lib.features import hcqt
     from ctc_chroma_lib.model import load_model, predict_probs
     with pytest.raises(Cancelled):
         hcqt(y)
-    monkeypatch.setattr(threads_module._local, 'stop', None)
+    monkeypatch.setattr(threads._local, 'stop', None)
     features, _ = hcqt(y)
-    monkeypatch.setattr(threads_module._local, 'stop', stop)
+    monkeypatch.setattr(threads._local, 'stop', stop)
     with pytest.raises(Cancelled):
         predict_probs(load_model('teaching'), features)
 
@@ -212,7 +211,6 @@ def test_learned_chroma_on_threads_is_bit_identical_to_one_at_a_time(monkeypatch
 def test_an_index_built_on_threads_equals_one_built_a_recording_at_a_time(tmp_path, monkeypatch):
     from ctc_chroma_lib.dataset import load_dataset
     from ctc_chroma_lib.index import build_index, load_index
-    import shutil
     audio = tmp_path / 'audio'
     audio.mkdir()
     for item in load_dataset()[:6]:
@@ -231,7 +229,6 @@ def test_an_interrupted_index_on_threads_keeps_exactly_the_recordings_before_it(
         tmp_path, monkeypatch):
     """An interrupt (or error) while a few recordings are computed at once: the index keeps
     the ones before it in order, and nothing computed after it is stored."""
-    import shutil
     from ctc_chroma_lib import chroma
     from ctc_chroma_lib.dataset import load_dataset
     from ctc_chroma_lib.index import build_index, load_index, read_manifest
